@@ -49,7 +49,7 @@ models: venv
 	@$(EXPRESSIOND) models build --dir $(MODELS_DIR)
 
 demo: setup
-	@$(EXPRESSIOND) classify --models $(MODELS_DIR) daemon/expressiond/samples/*.jpg
+	@$(EXPRESSIOND) classify --models $(MODELS_DIR) --annotate $(MODELS_DIR)/annotated $(MODELS_DIR)/samples/*.jpg
 
 lint: venv
 	@$(VENV)/bin/ruff check daemon tests

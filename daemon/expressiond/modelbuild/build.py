@@ -1,0 +1,214 @@
+"""``expressiond models build``: pinned npm package -> OpenVINO IR (FP32, FP16) + metadata.
+
+Idempotent: a model whose metadata names the same source integrity and builder version and
+whose IR files still hash to the recorded sha256 is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import openvino as ov
+from openvino.preprocess import ColorFormat, PrePostProcessor
+
+from ..errors import ModelBuildError
+from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, PRECISIONS, builtin_model_dir
+from . import faceapi_nets as nets
+from .npm_package import FACE_API, extract, fetch_tarball
+from .tfjs_weights import load_weights
+
+log = logging.getLogger(__name__)
+
+BUILDER_VERSION = 1  # bump when the generated graph changes
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    name: str
+    manifest: str
+    build: Callable[[dict], ov.Model]
+    metadata: dict
+
+
+RECIPES = (
+    ModelRecipe(
+        name=BUILTIN_DETECTOR,
+        manifest="ssd_mobilenetv1_model-weights_manifest.json",
+        build=nets.build_ssd_mobilenetv1,
+        metadata={
+            "kind": "detector",
+            "output_kind": "faceapi_ssd",
+            "labels": ["face"],
+            "outputs": {
+                "boxes": "[1, 5118, 4] top, left, bottom, right in 0..1 of the bottom/right "
+                "zero-padded square input",
+                "scores": "[1, 5118] face probability (sigmoid)",
+            },
+            "postprocess": {"input_size": nets.SSD_INPUT, "score_threshold": 0.5, "nms_iou": 0.5,
+                            "max_results": 100, "padding": "bottom-right"},
+            "preprocessing": "zero-pad bottom/right to square, bilinear resize to 512 "
+            "(align_corners=false, half_pixel=false), x / 127.5 - 1, RGB",
+        },
+    ),
+    ModelRecipe(
+        name=BUILTIN_CLASSIFIER,
+        manifest="face_expression_model-weights_manifest.json",
+        build=nets.build_expression_net,
+        metadata={
+            "kind": "classifier",
+            "output_kind": "softmax",
+            "labels": list(nets.EXPRESSION_LABELS),
+            "outputs": {"expressions": "[1, 7] softmax probabilities in label order"},
+            "preprocessing": "zero-pad centred to square, bilinear resize to 112 "
+            "(align_corners=false, half_pixel=false), (x - [122.782, 117.001, 104.298]) / 255, RGB",
+        },
+    ),
+)
+
+INPUT_CONTRACT = {
+    "name": "image",
+    "element_type": "u8",
+    "layout": "NHWC",
+    "color": "BGR",
+    "shape": [1, -1, -1, 3],
+    "note": "a whole OpenCV frame or face crop of any size; preprocessing is inside the model",
+}
+
+Progress = Callable[[str], None]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def with_u8_bgr_input(model: ov.Model) -> ov.Model:
+    """Embed the frame contract: u8 BGR NHWC in, the network's f32 RGB inside."""
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+        ColorFormat.BGR
+    )
+    ppp.input().model().set_layout(ov.Layout("NHWC"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB)
+    return ppp.build()
+
+
+def is_up_to_date(target: Path) -> bool:
+    meta_path = target / "model.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        return (
+            meta.get("builder_version") == BUILDER_VERSION
+            and meta.get("source", {}).get("integrity") == FACE_API.integrity
+            and all(sha256_file(target / f) == h for f, h in meta["ir_sha256"].items())
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _write_ir(model: ov.Model, target: Path, precision: str, recipe: ModelRecipe) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        ov.save_model(model, tmp / "model.xml", compress_to_fp16=(precision == "FP16"))
+        meta = {
+            "schema": 1,
+            "name": recipe.name,
+            "precision": precision,
+            **recipe.metadata,
+            "input": INPUT_CONTRACT,
+            "source": {
+                "package": FACE_API.name,
+                "version": FACE_API.version,
+                "integrity": FACE_API.integrity,
+                "weights_manifest": recipe.manifest,
+                "license": "MIT (c) Vladimir Mandic",
+            },
+            "builder_version": BUILDER_VERSION,
+            "openvino_version": ov.get_version(),
+            "ir_sha256": {f: sha256_file(tmp / f) for f in ("model.xml", "model.bin")},
+        }
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_models(
+    models_dir: Path,
+    *,
+    force: bool = False,
+    download_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Build every builtin model in FP32 and FP16; return one status row per IR."""
+    say = progress or (lambda _msg: None)
+    models_dir = Path(models_dir)
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        probe = models_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ModelBuildError(
+            f"cannot write to {models_dir} ({exc.strerror}); choose another --dir or fix permissions"
+        ) from exc
+
+    jobs = [(r, p) for r in RECIPES for p in PRECISIONS]
+    todo = [(r, p) for r, p in jobs if force or not is_up_to_date(builtin_model_dir(models_dir, r.name, p))]
+    samples_ok = (models_dir / "samples").is_dir() and any((models_dir / "samples").glob("*.jpg"))
+    rows = [
+        {"model": r.name, "precision": p, "status": "up to date",
+         "path": str(builtin_model_dir(models_dir, r.name, p))}
+        for r, p in jobs if (r, p) not in todo
+    ]
+    if not todo and samples_ok:
+        say(f"models in {models_dir} are up to date ({len(jobs)} IR)")
+        return rows
+
+    download_dir = download_dir or models_dir / ".download"
+    say(f"fetching {FACE_API.spec} (npm pack, integrity-checked)")
+    tarball = fetch_tarball(FACE_API, download_dir)
+    with tempfile.TemporaryDirectory(prefix="expressiond-build-") as tmp:
+        package = extract(tarball, Path(tmp))
+        _copy_samples(package, models_dir / "samples")
+        weights_cache: dict[str, dict] = {}
+        for i, (recipe, precision) in enumerate(todo, 1):
+            target = builtin_model_dir(models_dir, recipe.name, precision)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            t0 = time.monotonic()
+            if recipe.manifest not in weights_cache:
+                weights_cache[recipe.manifest] = load_weights(package / "model", recipe.manifest)
+            model = with_u8_bgr_input(recipe.build(weights_cache[recipe.manifest]))
+            _write_ir(model, target, precision, recipe)
+            took = time.monotonic() - t0
+            say(f"[{i}/{len(todo)}] {recipe.name} {precision}: built in {took:.1f} s -> {target}")
+            rows.append({"model": recipe.name, "precision": precision, "status": "built",
+                         "seconds": round(took, 2), "path": str(target)})
+    return rows
+
+
+def _copy_samples(package: Path, dest: Path) -> None:
+    """The package's demo photos (MIT, same integrity-checked tarball) are our sample input."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in sorted((package / "demo").glob("sample*.jpg")):
+        shutil.copyfile(src, dest / src.name)
+    (dest / "SOURCES.md").write_text(
+        f"Sample photos from the demo/ folder of the npm package {FACE_API.spec} "
+        f"(integrity {FACE_API.integrity}), MIT License, (c) Vladimir Mandic.\n"
+        "Copied unchanged by `expressiond models build`.\n"
+    )
