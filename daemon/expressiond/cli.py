@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +67,37 @@ def cmd_evaluate(args) -> int:
     return 1 if result["errors"] else 0
 
 
+DEFAULT_CONFIG = "/etc/expressiond/expressiond.toml"
+
+
+def _config_path(args) -> str:
+    return args.config or os.environ.get("EXPRESSIOND_CONFIG") or DEFAULT_CONFIG
+
+
+def cmd_check_config(args) -> int:
+    from .config import check_camera_sources, check_model_files, load_config
+
+    path = args.file or _config_path(args)
+    cfg = load_config(path)
+    check_model_files(cfg)
+    check_camera_sources(cfg)
+    if args.json:
+        print(json.dumps({"ok": True, "config": cfg.to_dict()}, indent=2))
+    else:
+        cams = ", ".join(f"{c.name} ({c.source})" for c in cfg.cameras)
+        print(f"{path}: ok; device {cfg.inference.device} {cfg.inference.precision}, "
+              f"num_requests {cfg.inference.num_requests}; cameras: {cams}; "
+              f"mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'off'}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .daemon_main import run_daemon
+
+    return run_daemon(_config_path(args), stdout=args.stdout, mqtt=not args.no_mqtt,
+                      max_seconds=args.max_seconds, ha_remove=args.ha_remove)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
     p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
@@ -104,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--crops", action="store_true", help="each image is already one face")
     _add_model_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    run = sub.add_parser("run", help="run the daemon: cameras -> expressions -> events")
+    run.add_argument("--config", metavar="FILE",
+                     help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG})")
+    run.add_argument("--stdout", action="store_true", help="also print each event as a JSON line")
+    run.add_argument("--no-mqtt", action="store_true", help="do not connect to the broker")
+    run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    run.add_argument("--ha-remove", action="store_true",
+                     help="remove the Home Assistant discovery entries and exit")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config without touching hardware")
+    check.add_argument("file", nargs="?", metavar="FILE")
+    check.add_argument("--config", help=argparse.SUPPRESS)
+    check.add_argument("--json", action="store_true", help="print the parsed config as JSON")
+    check.set_defaults(func=cmd_check_config)
     return parser
 
 

@@ -1,0 +1,192 @@
+"""Asynchronous detect -> crop -> classify with AsyncInferQueue, results in frame order.
+
+Threads: the caller's thread submits frames (``submit`` blocks while every detector request is
+busy, which is the back-pressure that makes the capture slots drop old frames); OpenVINO's
+threads run the callbacks, which only copy the outputs and put them on one queue; one
+coordinator thread ("inference-coordinator") does the Python work: NMS, crops, classifier
+submission, collecting the faces of each frame and releasing FrameResults per camera in
+submission order.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..events import Face, Frame, FrameResult
+from . import faceapi
+from .engine import CompiledNet
+from .ovcompat import AsyncInferQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    input_size: int = 512
+    score_threshold: float = 0.5
+    nms_iou: float = 0.5
+    max_faces: int = 20
+    min_face_px: int = 0
+
+
+@dataclass
+class _Pending:
+    frame: Frame
+    seq: int
+    faces: list = field(default_factory=list)  # [(score, box)] after NMS
+    scores: dict = field(default_factory=dict)  # face index -> scores
+    submitted_mono: float = 0.0
+
+
+class AsyncPipeline:
+    def __init__(self, detector: CompiledNet, classifier: CompiledNet, num_requests: int,
+                 params: DetectorParams, on_result: Callable[[FrameResult], None],
+                 classifier_requests: int | None = None):
+        self._det = detector
+        self._cls = classifier
+        self.labels = classifier.meta.labels
+        self.params = params
+        self._on_result = on_result
+        self.num_requests = max(1, int(num_requests))
+        self._det_queue = AsyncInferQueue(detector.compiled, self.num_requests)
+        self._cls_queue = AsyncInferQueue(classifier.compiled,
+                                          max(1, classifier_requests or self.num_requests))
+        self._det_queue.set_callback(self._det_done)
+        self._cls_queue.set_callback(self._cls_done)
+        self._done: queue.SimpleQueue = queue.SimpleQueue()  # bounded by requests in flight
+        self._pending: dict[int, _Pending] = {}
+        self._next_id = 0
+        self._seq: dict[str, int] = {}  # camera -> next submission number
+        self._release: dict[str, int] = {}  # camera -> next number to hand out
+        self._ready: dict[str, dict[int, FrameResult]] = {}
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
+        self.errors = 0
+        self.frames_done = 0
+        self.faces_done = 0
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- callbacks: OpenVINO threads, GIL held: copy and hand over, nothing else ----------------
+    def _det_done(self, request, frame_id) -> None:
+        self._done.put(("det", frame_id, request.get_tensor("boxes").data[0].copy(),
+                        request.get_tensor("scores").data[0].copy()))
+
+    def _cls_done(self, request, key) -> None:
+        self._done.put(("cls", key, request.get_output_tensor(0).data.copy(), None))
+
+    # --- producer side --------------------------------------------------------------------------
+    def submit(self, frame: Frame) -> None:
+        """Start detection on a frame. Blocks while all detector requests are busy."""
+        if self._failure is not None:
+            raise RuntimeError(f"inference failed: {self._failure}") from self._failure
+        with self._lock:
+            frame_id = self._next_id
+            self._next_id += 1
+            seq = self._seq.get(frame.camera, 0)
+            self._seq[frame.camera] = seq + 1
+            self._release.setdefault(frame.camera, 0)
+            self._ready.setdefault(frame.camera, {})
+            self._pending[frame_id] = _Pending(frame, seq, submitted_mono=time.monotonic())
+            self._in_flight += 1
+        self._det_queue.start_async({0: frame.image[None]}, frame_id)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted frame has been handed to on_result."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        drained = self.drain(timeout)
+        self._done.put(("stop", None, None, None))
+        self._thread.join(timeout)
+        return drained and not self._thread.is_alive()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # --- coordinator ----------------------------------------------------------------------------
+    def _coordinate(self) -> None:
+        while True:
+            kind, key, a, b = self._done.get()
+            if kind == "stop":
+                return
+            try:
+                if kind == "det":
+                    self._on_detection(key, a, b)
+                else:
+                    self._on_classification(key, a)
+            except Exception as exc:  # noqa: BLE001 - a failed frame must not hang the pipeline
+                self.errors += 1
+                self._failure = exc
+                log.exception("inference post-processing failed")
+                frame_id = key if kind == "det" else key[0]
+                pending = self._pending.get(frame_id)
+                if pending is not None:
+                    self._finish(frame_id, pending)
+
+    def _on_detection(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> None:
+        p = self.params
+        pending = self._pending[frame_id]
+        image = pending.frame.image
+        dets = faceapi.decode_detections(boxes, scores, image.shape[1], image.shape[0],
+                                         p.input_size, p.score_threshold, p.nms_iou, p.max_faces)
+        for score, _rel, box in dets:
+            if min(box[2], box[3]) < p.min_face_px:
+                continue
+            crop = faceapi.face_crop(image, box)
+            if crop is not None:
+                pending.faces.append((score, box, crop))
+        if not pending.faces:
+            self._finish(frame_id, pending)
+            return
+        for idx, (_s, _b, crop) in enumerate(pending.faces):
+            self._cls_queue.start_async({0: crop[None]}, (frame_id, idx))
+
+    def _on_classification(self, key, probs: np.ndarray) -> None:
+        frame_id, idx = key
+        pending = self._pending[frame_id]
+        pending.scores[idx] = faceapi.expression_scores(probs, self.labels)
+        if len(pending.scores) == len(pending.faces):
+            self._finish(frame_id, pending)
+
+    def _finish(self, frame_id: int, pending: _Pending) -> None:
+        del self._pending[frame_id]
+        frame = pending.frame
+        faces = tuple(Face(box=box, score=score, scores=pending.scores.get(i, {}))
+                      for i, (score, box, _crop) in enumerate(pending.faces))
+        result = FrameResult(frame.camera, frame.index, frame.captured_mono, frame.captured_wall,
+                             frame.width, frame.height, faces, done_mono=time.monotonic())
+        ready = self._ready[frame.camera]
+        ready[pending.seq] = result
+        released = 0
+        while self._release[frame.camera] in ready:
+            out = ready.pop(self._release[frame.camera])
+            self._release[frame.camera] += 1
+            released += 1
+            self.frames_done += 1
+            self.faces_done += len(out.faces)
+            try:
+                self._on_result(out)
+            except Exception:  # noqa: BLE001 - the consumer's bug must not stop inference
+                log.exception("result consumer failed")
+        with self._idle:
+            self._in_flight -= released
+            self._idle.notify_all()

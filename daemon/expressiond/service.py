@@ -1,0 +1,192 @@
+"""Wires the parts together and owns the lifecycle: start, READY, watchdog, stats, reload on
+SIGHUP, drain and flush on SIGTERM. Each part owns its own thread(s) and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from . import __version__
+from .config import check_model_files, load_config
+from .config_types import Config
+from .errors import ExpressiondError
+from .events import ExpressionEvent
+from .runtime import Runtime
+from .systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 10000
+
+
+class Service:
+    def __init__(self, cfg: Config, sinks: list, notifier: Notifier | None = None,
+                 config_loader: Callable[[str], Config] | None = None):
+        self.cfg = cfg
+        self.sinks = list(sinks)
+        self.notifier = notifier or Notifier()
+        self._load = config_loader or _load_and_check
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.events_dropped = 0
+        self.events_emitted = 0
+        self._events: queue.Queue = queue.Queue(EVENT_QUEUE_SIZE)
+        self._event_thread = threading.Thread(target=self._emit_loop, name="events", daemon=True)
+        self.runtime: Runtime | None = None
+        self.started_mono = time.monotonic()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Compile, warm up, start the cameras; READY=1 only after all of that worked."""
+        self._event_thread.start()
+        self.runtime = self._new_runtime(self.cfg)
+        self.runtime.start()
+        self.notifier.ready(self.status_line())
+        log.info("expressiond %s ready: device_id=%s cameras=%s", __version__, self.cfg.device_id,
+                 ",".join(c.name for c in self.cfg.cameras))
+
+    def _new_runtime(self, cfg: Config) -> Runtime:
+        rt = Runtime(cfg, self._queue_events)
+        inf = cfg.inference
+        log.info("inference: asked device=%s precision=%s num_requests=%s hint=%s; OpenVINO reports "
+                 "detector %s, classifier %s; using %d requests; warm-up %.2f s",
+                 inf.device, inf.precision, inf.num_requests, inf.performance_hint,
+                 rt.detector.info, rt.classifier.info, rt.num_requests, rt.warmup_s,
+                 extra={"device": ",".join(rt.execution_devices())})
+        return rt
+
+    def run(self, max_seconds: float | None = None, stats_interval: float = 30.0,
+            stop_at_end: bool = True) -> int:
+        """Main loop (the caller's thread): watchdog, stats, reloads, end of input."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        wd = self.notifier.watchdog_interval()
+        ping_every = wd / 2 if wd else None
+        next_stats = time.monotonic() + stats_interval
+        last_frames = -1
+        while not self.stop_event.wait(0.1 if ping_every is None else min(0.1, ping_every)):
+            now = time.monotonic()
+            rt = self.runtime
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.reload()
+                continue
+            if ping_every is not None and rt.pipeline.frames_done != last_frames and \
+                    now - rt.last_result_mono < wd:
+                # only while frames flow and inference completes: a stuck camera or device
+                # stops the pings and systemd restarts us
+                self.notifier.watchdog()
+                last_frames = rt.pipeline.frames_done
+            if now >= next_stats:
+                next_stats = now + stats_interval
+                self.publish_stats()
+            if stop_at_end and rt.ended:
+                log.info("all camera sources ended")
+                break
+            if deadline is not None and now >= deadline:
+                break
+        return 0
+
+    def reload(self) -> bool:
+        """SIGHUP: a bad new config keeps the old one running and says why."""
+        self.notifier.reloading("reloading configuration")
+        try:
+            new = self._load(self.cfg.source)
+            rt = self._new_runtime(new)
+        except ExpressiondError as exc:
+            log.error("reload failed, still running the previous config: %s", exc)
+            self.notifier.ready(self.status_line())
+            return False
+        old, self.runtime = self.runtime, rt
+        old.stop()
+        self.cfg = new
+        rt.start()
+        log.info("configuration reloaded from %s", new.source)
+        self.notifier.ready(self.status_line())
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.notifier.stopping("stopping: draining inference and flushing events")
+        if self.runtime is not None:
+            self.runtime.stop(timeout)
+        self._events.put(None)
+        self._event_thread.join(timeout)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - close every sink even if one fails
+                log.exception("closing %s failed", type(sink).__name__)
+
+    # --- events ---------------------------------------------------------------------------------
+    def _queue_events(self, events: list[ExpressionEvent], camera: str, state: dict) -> None:
+        for ev in events:
+            log.info("%s %s: track %d %s %.2f", ev.camera, ev.type, ev.track, ev.expression,
+                     ev.confidence, extra={"journal": {
+                         "CAMERA": ev.camera, "EXPRESSION": ev.expression, "TRACK": ev.track,
+                         "EVENT_ID": ev.id, "EVENT_TYPE": ev.type}})
+            try:
+                self._events.put_nowait(("event", ev))
+            except queue.Full:
+                self.events_dropped += 1
+        try:
+            self._events.put_nowait(("state", (camera, state)))
+        except queue.Full:
+            pass
+
+    def _emit_loop(self) -> None:
+        while True:
+            item = self._events.get()
+            if item is None:
+                return
+            kind, payload = item
+            for sink in self.sinks:
+                try:
+                    if kind == "event":
+                        sink.emit(payload)
+                    elif hasattr(sink, "publish_state"):
+                        sink.publish_state(*payload)
+                except Exception:  # noqa: BLE001 - one sink failing must not stop the others
+                    log.exception("sink %s failed", type(sink).__name__)
+            if kind == "event":
+                self.events_emitted += 1
+
+    # --- status -----------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        out = {"device_id": self.cfg.device_id, "version": __version__,
+               "uptime_s": round(time.monotonic() - self.started_mono, 1),
+               "events": {"emitted": self.events_emitted, "dropped": self.events_dropped}}
+        if self.runtime is not None:
+            out.update(self.runtime.stats())
+            out["inference"]["execution_devices"] = self.runtime.execution_devices()
+        return out
+
+    def publish_stats(self) -> None:
+        stats = self.stats()
+        for sink in self.sinks:
+            if hasattr(sink, "publish_stats"):
+                try:
+                    sink.publish_stats(stats)
+                except Exception:  # noqa: BLE001
+                    log.exception("publishing stats failed")
+        self.notifier.status(self.status_line(stats))
+
+    def status_line(self, stats: dict | None = None) -> str:
+        rt = self.runtime
+        if rt is None:
+            return "starting"
+        stats = stats or self.stats()
+        fps = ", ".join(f"{name} {c.get('fps', 0):.1f} fps"
+                        for name, c in stats.get("cameras", {}).items())
+        broker = ""
+        for sink in self.sinks:
+            if hasattr(sink, "connected"):
+                broker = "; broker " + ("connected" if sink.connected else "disconnected")
+        return f"{','.join(rt.execution_devices())} {self.cfg.inference.precision}; {fps}{broker}"
+
+
+def _load_and_check(path: str) -> Config:
+    cfg = load_config(path)
+    check_model_files(cfg)
+    return cfg
