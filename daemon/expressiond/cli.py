@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -98,6 +99,32 @@ def cmd_run(args) -> int:
                       max_seconds=args.max_seconds, ha_remove=args.ha_remove)
 
 
+def cmd_benchmark(args) -> int:
+    from dataclasses import replace
+
+    from . import benchmark as bm
+    from .config import load_config
+    from .config_types import Config, InferenceConfig
+
+    cfg = load_config(args.config, require_cameras=False) if args.config else Config()
+    inf = cfg.inference
+    cfg = replace(cfg, inference=replace(
+        inf, device=args.device or inf.device, precision=args.precision or inf.precision))
+    if args.models:
+        cfg = replace(cfg, models_dir=args.models)
+    assert isinstance(cfg.inference, InferenceConfig)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(args.clip) if args.clip else bm.samples_clip(cfg.models_path(), Path(tmp) / "s.avi")
+        result = bm.run_benchmark(cfg, clip, args.seconds, args.max_requests,
+                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        bm.write_json(result, Path(args.json))
+    if args.plot:
+        bm.plot(result, Path(args.plot))
+    bm.print_table(result)
+    return 0
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
     p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
@@ -146,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ha-remove", action="store_true",
                      help="remove the Home Assistant discovery entries and exit")
     run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("benchmark", help="sync loop vs async pipeline vs end-to-end vs benchmark_app")
+    bench.add_argument("--config", metavar="FILE", help="TOML config for device/precision/models")
+    bench.add_argument("--clip", metavar="VIDEO", help="video to use (default: made from the samples)")
+    bench.add_argument("--device", help="override the config's device")
+    bench.add_argument("--precision", choices=PRECISIONS, help="override the config's precision")
+    bench.add_argument("--models", metavar="DIR", help="built model directory")
+    bench.add_argument("--seconds", type=float, default=8.0, help="time per mode (default 8)")
+    bench.add_argument("--max-requests", type=int, default=4, help="async modes 1..N (default 4)")
+    bench.add_argument("--json", metavar="OUT", help="write the full result as JSON")
+    bench.add_argument("--plot", metavar="OUT.png", help="draw a bar chart")
+    bench.set_defaults(func=cmd_benchmark)
 
     check = sub.add_parser("check-config", help="validate a config without touching hardware")
     check.add_argument("file", nargs="?", metavar="FILE")

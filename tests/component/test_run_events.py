@@ -1,0 +1,100 @@
+"""`expressiond run --stdout` on short clips made from the sample photos: the real pipeline
+(capture thread, async OpenVINO inference on CPU, tracker) produces the expected events."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .clipmaker import expression_change_clip, face_tiles, write_clip
+
+
+@pytest.fixture(scope="module")
+def tiles(models_dir, sample_images):
+    found = face_tiles(models_dir, sample_images)
+    assert {"happy", "sad"} <= set(found), f"sample photos give {sorted(found)}"
+    return found
+
+
+def run_daemon(tmp_path, source: str, fps: float = 10, extra: str = "", timeout: float = 120):
+    cfg = tmp_path / "expressiond.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        device_id = "test-box"
+        [inference]
+        device = "CPU"
+        precision = "FP32"
+        num_requests = 2
+        [[cameras]]
+        name = "door"
+        source = "{source}"
+        fps = {fps}
+        loop = false
+        """) + extra)
+    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
+                           "--stdout", "--no-mqtt"], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return proc, events
+
+
+def test_start_change_end_for_one_face(tmp_path, tiles):
+    clip = expression_change_clip(tmp_path / "clip.avi", tiles, "happy", "sad")
+    proc, events = run_daemon(tmp_path, str(clip), fps=20)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert [e["type"] for e in events] == ["start", "change", "end"], events
+    start, change, end = events
+    assert start["expression"] == "happy" and start["previous"] is None
+    assert change["expression"] == "sad" and change["previous"] == "happy"
+    assert end["expression"] == "sad"
+    assert start["track"] == change["track"] == end["track"]
+    assert start["frame"] < change["frame"] < end["frame"]
+    # the face switches at frame 25 (5 blank + 20 happy); the change needs min_duration frames
+    assert 25 <= change["frame"] <= 25 + 10
+    assert len({e["id"] for e in events}) == 3
+    for e in events:
+        assert e["schema"] == 1 and e["camera"] == "door" and e["device_id"] == "test-box"
+        assert set(e["scores"]) == {"neutral", "happy", "sad", "angry", "fearful", "disgusted",
+                                    "surprised"}
+        x, y, w, h = e["box"]
+        # the tile sits at x 190..450 of 640, y 70..330 of 400: the face is inside it
+        assert 190 / 640 - 0.02 <= x and x + w <= 450 / 640 + 0.02
+        assert 70 / 400 - 0.02 <= y and y + h <= 330 / 400 + 0.02
+        assert e["ts"].endswith("Z")
+
+
+def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_images):
+    """Two sample photos, 12 frames each with a blank gap longer than max_missed_frames between
+    them: every face found by classify starts and ends a track."""
+    import cv2
+
+    from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
+
+    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir))
+    frames, expected = [], []
+    for path in sample_images[:2]:
+        image = cv2.resize(cv2.imread(str(path)), (960, 640), interpolation=cv2.INTER_AREA)
+        faces = [f for f in analyzer.analyze(image) if f.confidence >= 0.8]
+        expected.append(sorted(f.expression for f in faces))
+        frames += [image] * 12 + [image * 0] * 15
+    clip = write_clip(tmp_path / "group.avi", frames)
+    proc, events = run_daemon(tmp_path, str(clip), fps=20)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    starts = [e for e in events if e["type"] == "start"]
+    ends = [e for e in events if e["type"] == "end"]
+    first = sorted(e["expression"] for e in starts if e["frame"] < 27)
+    second = sorted(e["expression"] for e in starts if e["frame"] >= 27)
+    # each confidently classified face starts a track with the same expression
+    for want, got in zip(expected, (first, second), strict=True):
+        assert set(want) <= set(got) and len(got) >= len(want), (want, got)
+    # every started track ends, exactly once, after its start
+    assert sorted(e["track"] for e in starts) == sorted(e["track"] for e in ends)
+    by_track = {}
+    for e in events:
+        by_track.setdefault(e["track"], []).append(e["type"])
+    for types in by_track.values():
+        assert types[0] == "start" and types[-1] == "end" and types.count("start") == 1
