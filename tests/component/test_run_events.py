@@ -98,3 +98,94 @@ def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_image
         by_track.setdefault(e["track"], []).append(e["type"])
     for types in by_track.values():
         assert types[0] == "start" and types[-1] == "end" and types.count("start") == 1
+
+
+def test_sigterm_drains_flushes_and_exits_0(tmp_path, tiles):
+    """A looping source never ends by itself: SIGTERM must stop capture, drain the in-flight
+    requests, emit `end` for the open track, and exit 0 within a few seconds."""
+    import signal
+    import time
+
+    clip = expression_change_clip(tmp_path / "loop.avi", tiles, "happy", "happy", blank=0)
+    cfg = tmp_path / "loop.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        device_id = "test-box"
+        [inference]
+        num_requests = 2
+        [[cameras]]
+        name = "door"
+        source = "{clip}"
+        fps = 15
+        loop = true
+        """))
+    proc = subprocess.Popen([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
+                             "--stdout", "--no-mqtt"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # blocks until the first event (the track's start)
+        assert json.loads(first)["type"] == "start"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert took < 8, f"shutdown took {took:.1f} s"
+    rest = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert rest and rest[-1]["type"] == "end", rest
+    assert "Traceback" not in err
+
+
+def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
+    import signal
+    import time
+
+    clip = expression_change_clip(tmp_path / "loop.avi", tiles, "happy", "happy", blank=0)
+
+    def config_text(camera: str) -> str:
+        return textwrap.dedent(f"""
+            [inference]
+            num_requests = 1
+            [[cameras]]
+            name = "{camera}"
+            source = "{clip}"
+            fps = 15
+            loop = true
+            """)
+
+    cfg = tmp_path / "reload.toml"
+    cfg.write_text(config_text("door"))
+    proc = subprocess.Popen([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
+                             "--stdout", "--no-mqtt"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["camera"] == "door"
+        cfg.write_text(config_text("Bad Name"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None, "a bad config on reload must not stop the daemon"
+        cfg.write_text(config_text("hall"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        cameras = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            cameras.append(json.loads(line)["camera"])
+            if cameras[-1] == "hall":
+                break
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert cameras and cameras[-1] == "hall", cameras
+    assert "reload failed, still running the previous config" in err
+    assert "cameras[0].name" in err
+    assert "configuration reloaded" in err
+    assert proc.returncode == 0
