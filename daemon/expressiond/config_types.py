@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from expressiond import paths
 
-SAMPLES_SOURCE = "samples"  # camera source meaning the folder <models_dir>/samples
+SAMPLES_SOURCE = "samples"  # camera source meaning the clip <models_dir>/samples/demo.avi
 # network stream schemes a camera source may use; keep in step with capture.STREAM_SCHEMES
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 DETECTOR_ONLY_KEYS = ("threshold", "nms_iou", "max_faces", "min_face_px")
@@ -91,9 +91,10 @@ class CameraConfig:
         return "path"
 
     def resolve_source(self, models_dir: Path) -> str:
-        """The source to open: "samples" becomes <models_dir>/samples, the rest is unchanged."""
+        """The source to open: "samples" becomes <models_dir>/samples/demo.avi (a clip of the
+        sample photos made by `models build`), the rest is unchanged."""
         if self.source_kind == "samples":
-            return str(paths.samples_dir(models_dir))
+            return str(paths.sample_clip(models_dir))
         return self.source
 
 

@@ -5,7 +5,8 @@ Model IR layout (built by ``expressiond models build``)::
     <models_dir>/<name>/<precision>/model.xml, model.bin, model.json (metadata)
 
 e.g. ``models/ir/face-api/expression/FP16/model.xml``. ``<models_dir>/samples/`` holds the
-sample photos that came with the pinned upstream package (used by ``make demo``).
+sample photos that came with the pinned upstream package and ``demo.avi``, a clip made from
+them (the camera source "samples", used by ``make demo``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def builtin_model_dir(models_dir: Path, name: str, precision: str) -> Path:
 
 def samples_dir(models_dir: Path | None = None) -> Path:
     return Path(models_dir or default_models_dir()) / "samples"
+
+
+def sample_clip(models_dir: Path | None = None) -> Path:
+    """The demo clip made from the sample photos by ``models build`` (camera source "samples")."""
+    return samples_dir(models_dir) / "demo.avi"
 
 
 def default_state_dir() -> Path:

@@ -21,7 +21,13 @@ import openvino as ov
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from ..errors import ModelBuildError
-from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, PRECISIONS, builtin_model_dir
+from ..paths import (
+    BUILTIN_CLASSIFIER,
+    BUILTIN_DETECTOR,
+    PRECISIONS,
+    builtin_model_dir,
+    sample_clip,
+)
 from . import faceapi_nets as nets
 from .npm_package import FACE_API, extract, fetch_tarball
 from .tfjs_weights import load_weights
@@ -170,7 +176,7 @@ def build_models(
 
     jobs = [(r, p) for r in RECIPES for p in PRECISIONS]
     todo = [(r, p) for r, p in jobs if force or not is_up_to_date(builtin_model_dir(models_dir, r.name, p))]
-    samples_ok = (models_dir / "samples").is_dir() and any((models_dir / "samples").glob("*.jpg"))
+    samples_ok = sample_clip(models_dir).is_file() and any((models_dir / "samples").glob("*.jpg"))
     rows = [
         {"model": r.name, "precision": p, "status": "up to date",
          "path": str(builtin_model_dir(models_dir, r.name, p))}
@@ -210,5 +216,29 @@ def _copy_samples(package: Path, dest: Path) -> None:
     (dest / "SOURCES.md").write_text(
         f"Sample photos from the demo/ folder of the npm package {FACE_API.spec} "
         f"(integrity {FACE_API.integrity}), MIT License, (c) Vladimir Mandic.\n"
-        "Copied unchanged by `expressiond models build`.\n"
+        "Copied unchanged by `expressiond models build`. demo.avi is made from them: each "
+        "photo scaled to 960x640 and shown for 2 s, then 1.2 s of grey, at 10 fps.\n"
     )
+    write_demo_clip(sorted(dest.glob("sample*.jpg")), dest / "demo.avi")
+
+
+def write_demo_clip(photos: list[Path], out: Path, size: tuple[int, int] = (960, 640),
+                    hold: int = 20, gap: int = 12, fps: float = 10.0) -> Path:
+    """A clip in which every face of every photo appears, stays, and goes: tracks start and end."""
+    import cv2
+    import numpy as np
+
+    tmp = out.with_suffix(".tmp.avi")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    if not writer.isOpened():
+        raise ModelBuildError(f"cannot write {tmp}: OpenCV has no MJPG writer")
+    grey = np.full((size[1], size[0], 3), 90, np.uint8)
+    for photo in photos:
+        frame = cv2.resize(cv2.imread(str(photo)), size, interpolation=cv2.INTER_AREA)
+        for _ in range(hold):
+            writer.write(frame)
+        for _ in range(gap):
+            writer.write(grey)
+    writer.release()
+    os.replace(tmp, out)
+    return out
