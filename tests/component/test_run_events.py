@@ -62,8 +62,8 @@ def test_start_change_end_for_one_face(tmp_path, tiles):
                                     "surprised"}
         x, y, w, h = e["box"]
         # the tile sits at x 190..450 of 640, y 70..330 of 400: the face is inside it
-        assert 190 / 640 - 0.02 <= x and x + w <= 450 / 640 + 0.02
-        assert 70 / 400 - 0.02 <= y and y + h <= 330 / 400 + 0.02
+        assert x >= 190 / 640 - 0.02 and x + w <= 450 / 640 + 0.02
+        assert y >= 70 / 400 - 0.02 and y + h <= 330 / 400 + 0.02
         assert e["ts"].endswith("Z")
 
 
