@@ -34,7 +34,7 @@ from .tfjs_weights import load_weights
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1  # bump when the generated graph changes
+BUILDER_VERSION = 2  # bump when the generated graph changes
 
 
 @dataclass(frozen=True)

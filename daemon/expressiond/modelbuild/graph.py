@@ -8,7 +8,13 @@ are HWIO (conv) and HWC1 (depthwise); OpenVINO wants OIHW and GOIHW.
 from __future__ import annotations
 
 import numpy as np
+from openvino import opset1
 from openvino import opset13 as ops
+from openvino.utils.node_factory import NodeFactory
+
+# Only ops that OpenVINO 2022.3 LTS (the MYRIAD release) can read: Interpolate-4 and Pad-1,
+# not their opset11/opset12 successors.
+_OPSET4 = NodeFactory("opset4")
 
 
 def const(value: np.ndarray | list | float, dtype=np.float32):
@@ -70,16 +76,14 @@ def pad_to_square_nhwc(x, centred: bool):
     zero = const([0], np.int64)
     pads_begin = ops.concat([zero, before, zero], 0)
     pads_end = ops.concat([zero, after, zero], 0)
-    return ops.pad(x, pads_begin, pads_end, "constant", const(0.0))
+    return opset1.pad(x, pads_begin, pads_end, "constant", const(0.0))
 
 
 def resize_bilinear_nhwc(x, size: int):
     """tf.image.resizeBilinear(alignCorners=false, halfPixelCenters=false)."""
-    return ops.interpolate(
-        x,
-        const([size, size], np.int64),
-        mode="linear_onnx",
-        shape_calculation_mode="sizes",
-        coordinate_transformation_mode="asymmetric",
-        axes=const([1, 2], np.int64),
-    )
+    attrs = {"mode": "linear_onnx", "shape_calculation_mode": "sizes",
+             "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor",
+             "antialias": False, "cube_coeff": -0.75, "pads_begin": [0], "pads_end": [0]}
+    inputs = [x, const([size, size], np.int64), const([1.0, 1.0]), const([1, 2], np.int64)]
+    return _OPSET4.create("Interpolate", [n.output(0) if hasattr(n, "output") else n for n in inputs],
+                          attrs)
