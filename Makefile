@@ -15,7 +15,12 @@ export EXPRESSIOND_MODELS := $(CURDIR)/$(MODELS_DIR)
 APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
                 systemd-container python3-systemd ffmpeg
 
-.PHONY: all setup deps venv models demo test lint unit clean distclean
+# OpenVINO 2022.3 LTS (the last release with MYRIAD) runs only on Python <= 3.10: the unit,
+# component and golden tests run a second time there. pyenv's 3.10 is used when present.
+PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
+VENV310 := .venv310
+
+.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit clean distclean
 
 all: setup
 
@@ -45,6 +50,20 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 
 venv: $(STAMPS)/venv
 
+$(STAMPS)/venv310: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@if [ -x "$(PY310)" ]; then \
+	  echo ">> python 3.10 venv with openvino 2022.3 in $(VENV310)"; \
+	  test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310); \
+	  $(VENV310)/bin/python -m pip install -q --upgrade pip; \
+	  $(VENV310)/bin/python -m pip install -q "openvino==2022.3.2" "numpy<2" \
+	    "opencv-python-headless<4.11" "paho-mqtt>=2" "tomli>=1.1" pytest hypothesis; \
+	  $(VENV310)/bin/python -m pip install -q --no-deps -e .; \
+	  touch $@; \
+	else echo "!! no Python 3.10 at $(PY310): the OpenVINO 2022.3 test run is skipped"; fi
+
+venv310: $(STAMPS)/venv310
+
 models: venv
 	@$(EXPRESSIOND) models build --dir $(MODELS_DIR)
 
@@ -55,12 +74,19 @@ lint: venv
 	@$(VENV)/bin/ruff check daemon tests
 	@$(VENV)/bin/ruff format --check daemon tests
 
-test: setup
+test: setup venv310
 	@$(VENV)/bin/ruff check daemon tests
 	@$(VENV)/bin/pytest -q tests
+	@$(MAKE) --no-print-directory test-py310
+
+test-py310: venv310
+	@if [ -x $(VENV310)/bin/python ]; then \
+	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
+	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/component tests/golden; \
+	else echo "!! skipped: no $(VENV310)"; fi
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
 
 distclean: clean
-	rm -rf $(VENV) $(STAMPS) $(MODELS_DIR)
+	rm -rf $(VENV) $(VENV310) $(STAMPS) $(MODELS_DIR)
