@@ -65,7 +65,7 @@ class Service:
         wd = self.notifier.watchdog_interval()
         ping_every = wd / 2 if wd else None
         next_stats = time.monotonic() + stats_interval
-        last_frames = -1
+        last_ping = 0.0
         while not self.stop_event.wait(0.1 if ping_every is None else min(0.1, ping_every)):
             now = time.monotonic()
             rt = self.runtime
@@ -73,12 +73,9 @@ class Service:
                 self.reload_event.clear()
                 self.reload()
                 continue
-            if ping_every is not None and rt.pipeline.frames_done != last_frames and \
-                    now - rt.last_result_mono < wd:
-                # only while frames flow and inference completes: a stuck camera or device
-                # stops the pings and systemd restarts us
+            if ping_every is not None and now - last_ping >= ping_every and self.healthy(now, wd):
                 self.notifier.watchdog()
-                last_frames = rt.pipeline.frames_done
+                last_ping = now
             if now >= next_stats:
                 next_stats = now + stats_interval
                 self.publish_stats()
@@ -88,6 +85,18 @@ class Service:
             if deadline is not None and now >= deadline:
                 break
         return 0
+
+    def healthy(self, now: float, window: float) -> bool:
+        """Whether to ping the watchdog: inference completed within the window, or nothing is
+        waiting and every silent camera is visibly reconnecting (a camera that is down is not
+        a stuck daemon). A read that blocks forever, or a device that never completes a
+        request, stops the pings and systemd restarts us."""
+        rt = self.runtime
+        if now - rt.last_result_mono < window:
+            return True
+        if rt.pipeline.in_flight:
+            return False
+        return all(c.finished or not c.connected for c in rt.captures)
 
     def reload(self) -> bool:
         """SIGHUP: a bad new config keeps the old one running and says why."""
