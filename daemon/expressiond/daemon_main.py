@@ -16,6 +16,17 @@ from .systemd import Notifier, setup_logging
 log = logging.getLogger(__name__)
 
 
+def quiet_opencv() -> None:
+    """OpenCV prints its own [ WARN ] lines on every failed open; capture.py reports those
+    outages itself, once, with the camera name."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging module
+        pass
+
+
 def classifier_labels(cfg) -> tuple[str, ...]:
     model = cfg.classifier
     files = resolve_model(model.model, cfg.models_path(), cfg.model_precision(model))
@@ -44,6 +55,7 @@ def run_daemon(config_path: str, *, stdout: bool = False, mqtt: bool = True,
     setup_logging(cfg.logging.level, cfg.logging.journal)
     check_model_files(cfg)
     check_camera_sources(cfg)
+    quiet_opencv()
     notifier = Notifier()
     if ha_remove:
         from .mqtt import remove_discovery

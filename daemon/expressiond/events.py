@@ -73,8 +73,8 @@ class FrameResult:
 
 def utc_iso(ts: float) -> str:
     """RFC 3339 UTC timestamp with milliseconds and a Z suffix."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 
