@@ -378,10 +378,13 @@ def test_check_model_files_custom_ir_needs_bin_and_json_beside_it(tmp_path):
 def test_samples_source_resolves_under_models_dir(tmp_path):
     cfg = parse_config(f'models_dir = "{tmp_path}"\n[[cameras]]\nname = "d"\nsource = "samples"\n')
     camera = cfg.cameras[0]
-    assert camera.resolve_source(cfg.models_path()) == str(tmp_path / "samples")
-    with pytest.raises(ConfigError, match=r"^<string>:4: cameras\[0\]\.source: sample images"):
+    assert camera.resolve_source(cfg.models_path()) == str(tmp_path / "samples" / "demo.avi")
+    with pytest.raises(ConfigError, match=r"^<string>:4: cameras\[0\]\.source: sample clip"):
         check_camera_sources(cfg)
     (tmp_path / "samples").mkdir()
+    with pytest.raises(ConfigError, match="models build"):
+        check_camera_sources(cfg)  # the folder alone is not enough: the clip is what plays
+    (tmp_path / "samples" / "demo.avi").write_bytes(b"clip")
     check_camera_sources(cfg)
 
 
