@@ -68,7 +68,7 @@ def test_start_change_end_for_one_face(tmp_path, tiles):
 
 
 def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_images):
-    """Two sample photos, 12 frames each with a blank gap longer than max_missed_frames between
+    """Two sample photos, 20 frames each with a blank gap longer than max_missed_frames between
     them: every face found by classify starts and ends a track."""
     import cv2
 
@@ -80,14 +80,15 @@ def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_image
         image = cv2.resize(cv2.imread(str(path)), (960, 640), interpolation=cv2.INTER_AREA)
         faces = [f for f in analyzer.analyze(image) if f.confidence >= 0.8]
         expected.append(sorted(f.expression for f in faces))
-        frames += [image] * 12 + [image * 0] * 15
+        frames += [image] * 20 + [image * 0] * 15
     clip = write_clip(tmp_path / "group.avi", frames)
-    proc, events = run_daemon(tmp_path, str(clip), fps=20)
+    # paced at 10 fps so that a slow, busy machine still sees most frames of each photo
+    proc, events = run_daemon(tmp_path, str(clip), fps=10)
     assert proc.returncode == 0, proc.stderr[-2000:]
     starts = [e for e in events if e["type"] == "start"]
     ends = [e for e in events if e["type"] == "end"]
-    first = sorted(e["expression"] for e in starts if e["frame"] < 27)
-    second = sorted(e["expression"] for e in starts if e["frame"] >= 27)
+    first = sorted(e["expression"] for e in starts if e["frame"] < 35)
+    second = sorted(e["expression"] for e in starts if e["frame"] >= 35)
     # each confidently classified face starts a track with the same expression
     for want, got in zip(expected, (first, second), strict=True):
         assert set(want) <= set(got) and len(got) >= len(want), (want, got)

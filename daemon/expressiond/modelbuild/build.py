@@ -28,7 +28,13 @@ from ..paths import (
     builtin_model_dir,
     sample_clip,
 )
-from . import faceapi_nets as nets
+try:
+    from . import faceapi_nets as nets
+except ImportError as _exc:  # OpenVINO 2022.3: no `openvino.opsetNN` modules
+    raise ModelBuildError(
+        "`expressiond models build` needs OpenVINO 2023.1 or newer (the opset API); build the "
+        "IR on such a machine and copy the model folder: OpenVINO 2022.3 reads it"
+    ) from _exc
 from .npm_package import FACE_API, extract, fetch_tarball
 from .tfjs_weights import load_weights
 
