@@ -28,6 +28,7 @@ from ..paths import (
     builtin_model_dir,
     sample_clip,
 )
+
 try:
     from . import faceapi_nets as nets
 except ImportError as _exc:  # OpenVINO 2022.3: no `openvino.opsetNN` modules
