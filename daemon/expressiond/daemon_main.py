@@ -73,4 +73,5 @@ def run_daemon(config_path: str, *, stdout: bool = False, mqtt: bool = True,
         return service.run(max_seconds=max_seconds, stats_interval=stats_interval)
     finally:
         service.stop()
+        service.release()
         log.info("stopped")

@@ -128,6 +128,18 @@ class Service:
             except Exception:  # noqa: BLE001 - close every sink even if one fails
                 log.exception("closing %s failed", type(sink).__name__)
 
+    def release(self) -> None:
+        """Drop every OpenVINO object now, in this thread. Left to the garbage collector they
+        may be destroyed on an OpenVINO worker thread or during interpreter shutdown, which
+        aborts the process (exit 134) after an otherwise clean stop."""
+        import gc
+
+        from .inference import engine
+
+        self.runtime = None
+        engine.release_core()
+        gc.collect()
+
     # --- events ---------------------------------------------------------------------------------
     def _queue_events(self, events: list[ExpressionEvent], camera: str, state: dict) -> None:
         for ev in events:

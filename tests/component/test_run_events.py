@@ -133,7 +133,7 @@ def test_sigterm_drains_flushes_and_exits_0(tmp_path, tiles):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err[-2000:]}"
     assert took < 8, f"shutdown took {took:.1f} s"
     rest = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert rest and rest[-1]["type"] == "end", rest

@@ -103,3 +103,9 @@ def _plain(value):
     if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)
+
+
+def release_core() -> None:
+    """Drop the shared Core (see Service.release: OpenVINO objects must die on our thread)."""
+    global _core
+    _core = None

@@ -116,6 +116,13 @@ class AsyncPipeline:
         drained = self.drain(timeout)
         self._done.put(("stop", None, None, None))
         self._thread.join(timeout)
+        if drained:
+            # Destroy the queues now, while the interpreter is whole: they hold our bound-method
+            # callbacks (a cycle), and an AsyncInferQueue left to interpreter shutdown can abort
+            # the process ("terminate called without an active exception", exit 134).
+            self._det_queue.wait_all()
+            self._cls_queue.wait_all()
+            del self._det_queue, self._cls_queue
         return drained and not self._thread.is_alive()
 
     @property

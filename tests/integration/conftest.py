@@ -1,0 +1,100 @@
+"""Fixtures for tests against a real mosquitto on 127.0.0.1 (see broker.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker import LABELS, Broker, Certs, Collector, make_certs, mosquitto_available, mqtt_config
+
+PROC_SCRIPT = Path(__file__).with_name("publisher_proc.py")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator:
+    brokers: list[Broker] = []
+
+    def make(**kwargs) -> Broker:
+        if not mosquitto_available():
+            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+        b = Broker(tmp_path / f"broker{len(brokers)}", **kwargs)
+        brokers.append(b)
+        return b.start()
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory()
+
+
+@pytest.fixture
+def collector_factory() -> Iterator:
+    collectors: list[Collector] = []
+
+    def make(broker: Broker, topics: list[str], **kwargs) -> Collector:
+        c = Collector(broker, topics, **kwargs).start()
+        collectors.append(c)
+        return c
+
+    yield make
+    for c in collectors:
+        c.stop()
+
+
+@pytest.fixture
+def mqtt_cfg(tmp_path: Path):
+    def make(broker: Broker, **overrides):
+        overrides.setdefault("spool_path", tmp_path / "state" / "spool.db")
+        return mqtt_config(broker, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def publisher_factory() -> Iterator:
+    from expressiond.mqtt import Publisher
+
+    pubs: list[Publisher] = []
+
+    def make(cfg, device_id="dev1", cameras=("door",), labels=LABELS, **kw):
+        p = Publisher(cfg, device_id, list(cameras), list(labels), "0.1.0-test", **kw)
+        pubs.append(p)
+        return p
+
+    yield make
+    for p in pubs:
+        p.close(drain_timeout=0)
+        assert not p._thread.is_alive(), "publisher thread must be joined by close()"
+
+
+@pytest.fixture
+def proc_cmd():
+    def cmd(broker: Broker, spool: Path, ids_file: Path, **opts) -> list[str]:
+        args = [
+            sys.executable,
+            str(PROC_SCRIPT),
+            "--host",
+            broker.host,
+            "--port",
+            str(broker.port),
+            "--spool",
+            str(spool),
+            "--ids-file",
+            str(ids_file),
+        ]
+        for k, v in opts.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        return args
+
+    return cmd
