@@ -68,7 +68,10 @@ models: venv
 	@$(EXPRESSIOND) models build --dir $(MODELS_DIR)
 
 demo: setup
-	@$(EXPRESSIOND) classify --models $(MODELS_DIR) --annotate $(MODELS_DIR)/annotated $(MODELS_DIR)/samples/*.jpg
+	@echo ">> one photo, one shot: expressiond classify"
+	@$(EXPRESSIOND) classify --models $(MODELS_DIR) --annotate $(MODELS_DIR)/annotated $(MODELS_DIR)/samples/sample1.jpg
+	@echo ">> the daemon: a private mosquitto, expressiond run on the sample clip, events as they arrive"
+	@$(PY) scripts/demo.py --models $(MODELS_DIR)
 
 lint: venv
 	@$(VENV)/bin/ruff check daemon tests
