@@ -3,6 +3,7 @@ Home Assistant discovery, broker refusals, spool bounds. No fakes."""
 
 from __future__ import annotations
 
+
 import json
 import logging
 import signal
@@ -167,6 +168,23 @@ def test_home_assistant_discovery_sent_resent_and_removed(
     late = collector_factory(broker, [cfg_topic])
     time.sleep(1.0)
     assert late.messages == [], "retained discovery config must be gone after removal"
+
+
+def test_turning_discovery_off_in_the_config_removes_the_device(
+    broker, collector_factory, mqtt_cfg, publisher_factory
+):
+    cfg_topic = "homeassistant/device/dev1/config"
+    col = collector_factory(broker, [cfg_topic])
+    pub = publisher_factory(mqtt_cfg(broker), cameras=("door",))
+    assert col.wait_for(lambda ms: len(ms) == 1 and ms[0].payload, 10)
+    pub.close()
+    off = mqtt_cfg(broker, ha_discovery=False)
+    pub = publisher_factory(off, cameras=("door",))
+    assert col.wait_for(lambda ms: len(ms) == 2 and ms[-1].payload == b"", 10)
+    pub.close()
+    late = collector_factory(broker, [cfg_topic])
+    time.sleep(1.0)
+    assert late.messages == [], "the retained discovery config must be gone"
 
 
 def test_broker_outage_in_process_keeps_order(broker, collector_factory, mqtt_cfg, publisher_factory):

@@ -310,6 +310,8 @@ class Publisher:
         if self._discovery is not None:
             self._client.subscribe(self.topics.ha_status, qos=1)
             self._out.add(self.topics.ha_config, self._discovery, 1, True)
+        else:  # ha_discovery = false: an empty retained config removes an earlier device entry
+            self._out.add(self.topics.ha_config, b"", 1, True)
         with self._side_lock:
             self._dirty_states = dict(self._states)
         log.info(
