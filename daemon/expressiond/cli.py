@@ -125,6 +125,56 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def cmd_devices(args) -> int:
+    from .config import load_config
+    from .config_types import Config
+    from .errors import DeviceError
+    from .inference.device_report import device_report, format_report
+
+    path = args.config or os.environ.get("EXPRESSIOND_CONFIG")
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    cfg = load_config(path, require_cameras=False) if path else Config()
+    if args.models:
+        from dataclasses import replace
+
+        cfg = replace(cfg, models_dir=args.models)
+    report = device_report(cfg)
+    report["config"] = path
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if not report["ok"]:
+        failed = next(r for r in report["configured"].values() if not r["compiles"])
+        raise DeviceError(failed["error"]) if failed.get("exit_code", 78) == 78 else \
+            ExpressiondError(failed["error"])
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .convert import ConvertOptions, convert, parse_labels, parse_numbers
+
+    opts = ConvertOptions(
+        precision=args.precision, labels=parse_labels(args.labels),
+        output=Path(args.output) if args.output else None, name=args.name,
+        input_size=args.input_size, color=args.color, layout=args.layout,
+        mean=parse_numbers(args.mean, "mean"), scale=parse_numbers(args.scale, "scale"),
+        head=args.head)
+    result = convert(Path(args.src), opts)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        inp = result["input"]
+        norm = ""
+        if "mean" in inp or "scale" in inp:
+            norm = f", (x - {inp.get('mean', 0)}) / {inp.get('scale', 1)}"
+        print(f"{result['xml']}: {result['format']} -> IR {result['precision']}; input "
+              f"{inp['size'][0]}x{inp['size'][1]} {inp['color']} {inp['layout']}{norm}; "
+              f"{result['output_kind']} over {len(result['labels'])} labels "
+              f"({', '.join(result['labels'])})")
+        print(f"metadata: {result['metadata']}; checked on the CPU")
+        print(f'use it: [classifier] model = "{result["xml"]}"')
+    return 0
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
     p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
@@ -191,6 +241,32 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help=argparse.SUPPRESS)
     check.add_argument("--json", action="store_true", help="print the parsed config as JSON")
     check.set_defaults(func=cmd_check_config)
+
+    devices = sub.add_parser("devices", help="inference devices OpenVINO sees and whether the "
+                             "configured models compile there")
+    devices.add_argument("--config", metavar="FILE",
+                         help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG} if "
+                         "present, else the builtin models on CPU)")
+    devices.add_argument("--models", metavar="DIR", help="built model directory")
+    devices.add_argument("--json", action="store_true", help="machine-readable output")
+    devices.set_defaults(func=cmd_devices)
+
+    conv = sub.add_parser("convert", help="ONNX/TFLite/SavedModel classifier -> IR + metadata")
+    conv.add_argument("src", metavar="SRC", help=".onnx, .tflite or a TF SavedModel directory")
+    conv.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
+    conv.add_argument("--labels", required=True, help="class names in output order, a,b,c")
+    conv.add_argument("--output", metavar="DIR", help="where to write (default ./NAME/PRECISION)")
+    conv.add_argument("--name", help="file and model name (default: the source's name)")
+    conv.add_argument("--input-size", type=int, metavar="N", help="N x N input (dynamic models)")
+    conv.add_argument("--color", choices=("RGB", "BGR", "GRAY"),
+                      help="colour order the model expects (default: GRAY for 1 channel, else RGB)")
+    conv.add_argument("--layout", choices=("NCHW", "NHWC"), help="when the shape is ambiguous")
+    conv.add_argument("--mean", help="subtracted per channel: 127.5 or 123.7,116.3,103.5")
+    conv.add_argument("--scale", help="divided after the mean: 255 or 58.4,57.1,57.4")
+    conv.add_argument("--head", choices=("softmax", "sigmoid"),
+                      help="output kind (default: read from the model's last layer)")
+    conv.add_argument("--json", action="store_true", help="print a JSON summary")
+    conv.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .capture import CameraCapture
 from .config_types import Config
+from .devices import effective_precision
 from .events import ExpressionEvent, Frame, FrameResult
 from .inference.engine import CompiledNet, compile_net
 from .inference.metadata import resolve_model
@@ -32,10 +33,11 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
     models_dir = cfg.models_path()
     nets = []
     for role, model in (("detector", cfg.detector), ("classifier", cfg.classifier)):
-        precision = cfg.model_precision(model)
+        device = cfg.model_device(model)
+        precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
         files = resolve_model(model.model, models_dir, precision)
-        nets.append(compile_net(files, role, cfg.model_device(model), precision,
-                                inf.performance_hint, inf.cache_dir))
+        nets.append(compile_net(files, role, device, precision, inf.performance_hint,
+                                inf.cache_dir))
     return nets[0], nets[1]
 
 
@@ -48,8 +50,9 @@ def resolve_num_requests(cfg: Config, detector: CompiledNet) -> int:
 def warm_up(detector: CompiledNet, classifier: CompiledNet) -> float:
     """One inference per model before READY, so the first camera frame is not the slow one."""
     t0 = time.monotonic()
-    detector.compiled.create_infer_request().infer({0: np.zeros((1, 480, 640, 3), np.uint8)})
-    classifier.compiled.create_infer_request().infer({0: np.zeros((1, 112, 112, 3), np.uint8)})
+    frame, face = np.zeros((480, 640, 3), np.uint8), np.zeros((112, 112, 3), np.uint8)
+    detector.compiled.create_infer_request().infer({0: detector.adapter.prepare(frame)})
+    classifier.compiled.create_infer_request().infer({0: classifier.adapter.prepare(face)})
     return time.monotonic() - t0
 
 

@@ -3,7 +3,6 @@ Home Assistant discovery, broker refusals, spool bounds. No fakes."""
 
 from __future__ import annotations
 
-
 import json
 import logging
 import signal

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import effective_precision
 from ..events import Face
 from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR
-from . import faceapi
 from .engine import CompiledNet, compile_net
 from .metadata import resolve_model
 
@@ -25,50 +25,54 @@ class AnalyzerSettings:
     score_threshold: float | None = None  # None: the model's own default
     performance_hint: str | None = "LATENCY"
     cache_dir: str | None = None
+    static_shapes: bool = False  # what NPU/MYRIAD get; testable on the CPU
 
 
 class FaceAnalyzer:
     def __init__(self, settings: AnalyzerSettings):
         s = settings
         self.settings = s
-        self.detector: CompiledNet = compile_net(
-            resolve_model(s.detector, s.models_dir, s.precision), "detector", s.device,
-            s.precision, s.performance_hint, s.cache_dir)
-        self.classifier: CompiledNet = compile_net(
-            resolve_model(s.classifier, s.models_dir, s.precision), "classifier", s.device,
-            s.precision, s.performance_hint, s.cache_dir)
+        self.detector: CompiledNet = self._compile(s.detector, "detector")
+        self.classifier: CompiledNet = self._compile(s.classifier, "classifier")
+        self._det = self.detector.adapter
+        self._cls = self.classifier.adapter
         self._det_req = self.detector.compiled.create_infer_request()
         self._cls_req = self.classifier.compiled.create_infer_request()
-        pp = self.detector.meta.postprocess
-        self.input_size = int(pp.get("input_size", 512))
-        self.score_threshold = float(
-            s.score_threshold if s.score_threshold is not None else pp.get("score_threshold", 0.5))
-        self.nms_iou = float(pp.get("nms_iou", 0.5))
-        self.max_results = int(pp.get("max_results", 100))
+        self.input_size = int(self.detector.meta.postprocess.get("input_size", 512))
+        self.score_threshold = (s.score_threshold if s.score_threshold is not None
+                                else self._det.score_threshold)
+        self.nms_iou = self._det.nms_iou
+        self.max_results = self._det.max_results
+
+    def _compile(self, spec: str, kind: str) -> CompiledNet:
+        s = self.settings
+        precision = effective_precision(s.device, s.precision)
+        return compile_net(resolve_model(spec, s.models_dir, precision), kind, s.device,
+                           precision, s.performance_hint, s.cache_dir,
+                           static_shapes=s.static_shapes)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.classifier.meta.labels
 
-    def raw_detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._det_req.infer({0: image[None]})
-        return (self._det_req.get_tensor("boxes").data[0].copy(),
-                self._det_req.get_tensor("scores").data[0].copy())
+    def raw_detect(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The detector's outputs without the batch axis (faceapi_ssd: boxes, scores)."""
+        self._det_req.infer({0: self._det.prepare(image)})
+        return self._det.raw(self._det.fetch(self._det_req))
 
     def detect(self, image: np.ndarray):
-        boxes, scores = self.raw_detect(image)
-        return faceapi.decode_detections(
-            boxes, scores, image.shape[1], image.shape[0], self.input_size,
-            self.score_threshold, self.nms_iou, self.max_results)
+        self._det_req.infer({0: self._det.prepare(image)})
+        return self._det.detect(self._det.fetch(self._det_req), image.shape[1], image.shape[0],
+                                self.score_threshold, self.nms_iou, self.max_results)
 
     def classify(self, crop: np.ndarray) -> dict[str, float]:
-        self._cls_req.infer({0: np.ascontiguousarray(crop)[None]})
-        return faceapi.expression_scores(self._cls_req.get_output_tensor(0).data, self.labels)
+        self._cls_req.infer({0: self._cls.prepare(np.ascontiguousarray(crop))})
+        return self._cls.scores(self._cls.fetch(self._cls_req))
 
     def analyze(self, image: np.ndarray) -> list[Face]:
         faces = []
         for score, _rel, box in self.detect(image):
-            crop = faceapi.face_crop(image, box)
+            crop = self._cls.crop(image, box)
             if crop is None:
                 continue
             faces.append(Face(box=box, score=score, scores=self.classify(crop)))

@@ -1,14 +1,22 @@
-"""Read and compile models with the configured device options; report what OpenVINO chose."""
+"""Read, adapt and compile models for the configured device; report what OpenVINO chose.
+
+Every way a model or device can be wrong ends here as one ModelError (the files) or
+DeviceError (the device) line, raised before the daemon says READY (exit 78).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..devices import DevicePlan, base_name, parse_device, plan_device
 from ..errors import DeviceError, ModelError
+from ..paths import default_cache_dir
+from .adapters import ClassifierAdapter, DetectorAdapter, make_adapter
 from .metadata import ModelFiles, ModelMeta, load_meta
-from .ovcompat import Core, property_value
+from .ovcompat import LEGACY, Core, error_reason, property_value
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +26,21 @@ REPORTED_PROPERTIES = (
     "INFERENCE_PRECISION_HINT",
     "PERFORMANCE_HINT",
 )
+_SKIP_OPS = ("Parameter", "Result", "Constant")
 
 
 def compile_config(device: str, precision: str, performance_hint: str | None,
-                   cache_dir: str | None) -> dict[str, str]:
-    """OpenVINO compile properties for the configured device and precision.
+                   cache_dir: str | None, legacy: bool = LEGACY) -> dict[str, str]:
+    """OpenVINO compile properties for the device and precision (flat strings only).
 
     FP32 asks for f32 inference explicitly: the CPU plugin otherwise runs bf16 on CPUs that
-    have it, which changes results by ~1e-2. FP16 leaves the device its native choice.
+    have it, which changes results by ~1e-2. FP16 leaves the device its native choice. AUTO
+    and MULTI pass the hint on to their devices on current OpenVINO; 2022.3 refuses it there.
     """
     cfg: dict[str, str] = {}
-    if precision == "FP32" and device.split(":")[0].split(".")[0] in ("CPU", "GPU"):
+    prefix, _items = parse_device(device)
+    if precision == "FP32" and (base_name(device) in ("CPU", "GPU")
+                                or (prefix in ("AUTO", "MULTI") and not legacy)):
         cfg["INFERENCE_PRECISION_HINT"] = "f32"
     if performance_hint and performance_hint.upper() != "NONE":
         cfg["PERFORMANCE_HINT"] = performance_hint.upper()
@@ -45,6 +57,8 @@ class CompiledNet:
     device: str
     config: dict
     info: dict = field(default_factory=dict)
+    adapter: DetectorAdapter | ClassifierAdapter | None = None
+    plan: DevicePlan | None = None
 
     @property
     def input_name(self) -> str:
@@ -61,41 +75,112 @@ def shared_core() -> Core:
     return _core
 
 
+def read_model(core: Core, files: ModelFiles):
+    try:
+        return core.read_model(str(files.xml), str(files.bin))
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
+        reason = error_reason(exc)
+        low = reason.lower()
+        if "weights" in low or "bin file" in low:
+            hint = (f"{files.bin.name} is truncated or does not belong to {files.xml.name}; "
+                    "copy both again (or rebuild / convert the model again)")
+        elif "opset" in low or "cannot create" in low or "unsupported" in low:
+            hint = ("it uses a layer this OpenVINO cannot create (an extension or a newer "
+                    "opset); convert the model again with this OpenVINO's converter")
+        else:
+            hint = "rebuild or replace it"
+        raise ModelError(f"{files.xml}: cannot read the model ({reason}); {hint}") from exc
+
+
+def plan_for(core: Core, device: str) -> DevicePlan:
+    available = list(core.available_devices)
+    plugins = {}
+    if "MYRIAD" in device.upper():
+        plugins["MYRIAD"] = plugin_registered(core, "MYRIAD")
+    return plan_device(device, available, LEGACY, plugins)
+
+
+def plugin_registered(core: Core, name: str) -> bool:
+    try:
+        core.get_versions(name)
+    except Exception:  # noqa: BLE001 - "not registered"
+        return False
+    return True
+
+
+def cache_dir_for(plan: DevicePlan, configured: str | None) -> str | None:
+    """The configured cache, else the default one for devices that compile slowly (GPU, NPU)."""
+    if configured:
+        return str(configured)
+    return str(default_cache_dir()) if plan.wants_cache else None
+
+
 def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
                 performance_hint: str | None = None, cache_dir: str | None = None,
-                core: Core | None = None) -> CompiledNet:
+                core: Core | None = None, *, static_shapes: bool = False) -> CompiledNet:
+    """Read the IR, check it against its metadata, add the frame input, compile it.
+
+    ``static_shapes`` fixes the input size as NPU/MYRIAD need (they get it anyway); it exists
+    so that path can be exercised on the CPU.
+    """
     core = core or shared_core()
     meta = load_meta(files, kind)
+    model = read_model(core, files)
+    adapter = make_adapter(model, meta, str(files.xml))
+    plan = plan_for(core, device)
+    if plan.note:
+        log.warning("%s", plan.note)
+    if plan.static_shapes or static_shapes:
+        try:
+            adapter.make_static()
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{files.xml}: cannot give {meta.name} the static input "
+                             f"{plan.device} needs ({error_reason(exc)})") from exc
+        log.info("%s: static input %dx%d for %s", meta.name, *adapter.static_size, plan.device)
+    cache = cache_dir_for(plan, cache_dir)
+    config = compile_config(plan.device, precision, performance_hint, cache)
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True, mode=0o700)
+    t0 = time.perf_counter()
     try:
-        model = core.read_model(str(files.xml), str(files.bin))
-    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{files.xml}: cannot read the model ({first}); rebuild or replace it") from exc
-    if len(model.inputs) != 1:
-        raise ModelError(f"{files.xml}: expected 1 input, the model has {len(model.inputs)}")
-    rank = model.inputs[0].get_partial_shape().rank
-    if rank.is_static and rank.get_length() != 4:
-        raise ModelError(
-            f"{files.xml}: input rank is {rank.get_length()}, expected 4 (N, H, W, C) u8 BGR images"
-        )
-    config = compile_config(device, precision, performance_hint, cache_dir)
-    if cache_dir:
-        Path(cache_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    available = list(core.available_devices)
-    try:
-        compiled = core.compile_model(model, device, config)
+        compiled = core.compile_model(adapter.model, plan.device, config)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DeviceError(
-            f"cannot compile {meta.name} for device {device!r} ({first[:200]}); "
-            f"available devices: {', '.join(available) or 'none'}"
-        ) from exc
-    info = {name: _plain(property_value(compiled, name)) for name in REPORTED_PROPERTIES}
-    log.info("compiled %s (%s) for %s: %s", meta.name, precision, device, info)
-    return CompiledNet(compiled, meta, files, device, config, info)
+        raise compile_error(core, adapter.model, plan, meta, files, exc) from exc
+    info = {name: plain_value(property_value(compiled, name)) for name in REPORTED_PROPERTIES}
+    info["compile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    if cache:
+        info["LOADED_FROM_CACHE"] = plain_value(property_value(compiled, "LOADED_FROM_CACHE"))
+    if plan.device != device:
+        info["device"] = plan.device
+    log.info("compiled %s (%s) for %s: %s", meta.name, precision, plan.device, info)
+    return CompiledNet(compiled, meta, files, plan.device, config, info, adapter, plan)
 
 
-def _plain(value):
+def compile_error(core: Core, model, plan: DevicePlan, meta: ModelMeta, files: ModelFiles,
+                  exc: Exception) -> DeviceError:
+    """Name the layers the device cannot run when OpenVINO can tell, else its reason."""
+    unsupported: list[str] = []
+    try:
+        supported = core.query_model(model, plan.device)
+        unsupported = [f"{op.get_friendly_name()} ({op.get_type_name()})"
+                       for op in model.get_ops()
+                       if op.get_type_name() not in _SKIP_OPS
+                       and op.get_friendly_name() not in supported]
+    except Exception:  # noqa: BLE001 - query_model is best effort
+        log.debug("query_model failed", exc_info=True)
+    if unsupported:
+        more = f" and {len(unsupported) - 3} more" if len(unsupported) > 3 else ""
+        return DeviceError(
+            f"{files.xml}: {plan.device} cannot run {meta.name}: unsupported layer(s) "
+            f"{', '.join(unsupported[:3])}{more}; run this model on another device (e.g. "
+            f"device = \"CPU\" in [{meta.kind}]) or convert it with supported layers")
+    return DeviceError(
+        f"{files.xml}: cannot compile {meta.name} for {plan.device} ({error_reason(exc)}); "
+        f"{plan.device} cannot run a layer of this model or its driver failed: run it on another "
+        f"device (e.g. device = \"CPU\" in [{meta.kind}]) or convert it again")
+
+
+def plain_value(value):
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     if hasattr(value, "get_type_name"):  # ov.Type, e.g. f32

@@ -3,24 +3,60 @@
 Current OpenVINO (2023.1+, e.g. 2026.x) is used as ``import openvino as ov`` and has no
 ``openvino.runtime``; OpenVINO 2022.3 LTS (the last one with the MYRIAD plugin for the Neural
 Compute Stick 2) keeps its API in ``openvino.runtime``. Both accept string property names in
-``compile_model`` config, which is what the daemon uses.
+``compile_model`` config, which is what the daemon uses. Only flat string/number property
+values are passed: a nested dict (DEVICE_PROPERTIES) crashes the 2022.3 Python binding.
 """
 
 from __future__ import annotations
+
+import re
 
 import openvino as _openvino
 
 if hasattr(_openvino, "Core"):
     ov = _openvino
+    from openvino import opset8 as opset
+
     LEGACY = False
 else:  # pragma: no cover - exercised by the Python 3.10 / OpenVINO 2022.3 test run
     from openvino import runtime as ov  # type: ignore[no-redef]
+    from openvino.runtime import opset8 as opset  # type: ignore[no-redef]
 
     LEGACY = True
 
+from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm  # noqa: E402
+
 Core = ov.Core
 AsyncInferQueue = ov.AsyncInferQueue
+Layout = ov.Layout
+Type = ov.Type
+PartialShape = ov.PartialShape
 VERSION: str = ov.get_version()
+
+__all__ = ["LEGACY", "VERSION", "AsyncInferQueue", "ColorFormat", "Core", "Layout",
+           "PartialShape", "PrePostProcessor", "ResizeAlgorithm", "Type", "error_reason",
+           "opset", "ov", "property_value", "short_version"]
+
+# OpenVINO's messages carry a stack of "Exception from src/...:123:" and "Check '...' failed
+# at ...:" lines around the one sentence an operator can use.
+_NOISE = re.compile(r"^(Exception from \S+|Check '.*' failed at \S+|\[ ?GENERAL_ERROR ?\]\s*$|"
+                    r"Converting input model$|Please, check your environment$|"
+                    r"Traceback|File \")")
+
+
+def error_reason(exc: BaseException, limit: int = 200) -> str:
+    """The informative line of an OpenVINO exception, for a one-line operator message."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _NOISE.match(ln)]
+    text = (useful or lines or [type(exc).__name__])[0]
+    for prefix in ("[ GENERAL_ERROR ]", "[ NOT_FOUND ]", "[ NOT_IMPLEMENTED ]"):
+        text = text.removeprefix(prefix).strip()
+    return text[:limit]
+
+
+def short_version() -> str:
+    """e.g. "2026.4.1" from "2026.4.1-22982-e213a147257-releases/2026/4"."""
+    return VERSION.split("-")[0]
 
 
 def property_value(compiled, name: str, default=None):

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..events import Face, Frame, FrameResult
-from . import faceapi
 from .engine import CompiledNet
 from .ovcompat import AsyncInferQueue
 
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DetectorParams:
-    input_size: int = 512
+    input_size: int = 512  # unused: the detector's adapter knows its own input size
     score_threshold: float = 0.5
     nms_iou: float = 0.5
     max_faces: int = 20
@@ -51,6 +50,8 @@ class AsyncPipeline:
                  classifier_requests: int | None = None):
         self._det = detector
         self._cls = classifier
+        self._det_adapter = detector.adapter
+        self._cls_adapter = classifier.adapter
         self.labels = classifier.meta.labels
         self.params = params
         self._on_result = on_result
@@ -79,11 +80,10 @@ class AsyncPipeline:
 
     # --- callbacks: OpenVINO threads, GIL held: copy and hand over, nothing else ----------------
     def _det_done(self, request, frame_id) -> None:
-        self._done.put(("det", frame_id, request.get_tensor("boxes").data[0].copy(),
-                        request.get_tensor("scores").data[0].copy()))
+        self._done.put(("det", frame_id, self._det_adapter.fetch(request)))
 
     def _cls_done(self, request, key) -> None:
-        self._done.put(("cls", key, request.get_output_tensor(0).data.copy(), None))
+        self._done.put(("cls", key, self._cls_adapter.fetch(request)))
 
     # --- producer side --------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:
@@ -99,7 +99,7 @@ class AsyncPipeline:
             self._ready.setdefault(frame.camera, {})
             self._pending[frame_id] = _Pending(frame, seq, submitted_mono=time.monotonic())
             self._in_flight += 1
-        self._det_queue.start_async({0: frame.image[None]}, frame_id)
+        self._det_queue.start_async({0: self._det_adapter.prepare(frame.image)}, frame_id)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted frame has been handed to on_result."""
@@ -114,7 +114,7 @@ class AsyncPipeline:
 
     def close(self, timeout: float = 10.0) -> bool:
         drained = self.drain(timeout)
-        self._done.put(("stop", None, None, None))
+        self._done.put(("stop", None, None))
         self._thread.join(timeout)
         if drained:
             # Destroy the queues now, while the interpreter is whole: they hold our bound-method
@@ -132,14 +132,14 @@ class AsyncPipeline:
     # --- coordinator ----------------------------------------------------------------------------
     def _coordinate(self) -> None:
         while True:
-            kind, key, a, b = self._done.get()
+            kind, key, outputs = self._done.get()
             if kind == "stop":
                 return
             try:
                 if kind == "det":
-                    self._on_detection(key, a, b)
+                    self._on_detection(key, outputs)
                 else:
-                    self._on_classification(key, a)
+                    self._on_classification(key, outputs)
             except Exception as exc:  # noqa: BLE001 - a failed frame must not hang the pipeline
                 self.errors += 1
                 self._failure = exc
@@ -149,28 +149,28 @@ class AsyncPipeline:
                 if pending is not None:
                     self._finish(frame_id, pending)
 
-    def _on_detection(self, frame_id: int, boxes: np.ndarray, scores: np.ndarray) -> None:
+    def _on_detection(self, frame_id: int, outputs: tuple[np.ndarray, ...]) -> None:
         p = self.params
         pending = self._pending[frame_id]
         image = pending.frame.image
-        dets = faceapi.decode_detections(boxes, scores, image.shape[1], image.shape[0],
-                                         p.input_size, p.score_threshold, p.nms_iou, p.max_faces)
+        dets = self._det_adapter.detect(outputs, image.shape[1], image.shape[0],
+                                        p.score_threshold, p.nms_iou, p.max_faces)
         for score, _rel, box in dets:
             if min(box[2], box[3]) < p.min_face_px:
                 continue
-            crop = faceapi.face_crop(image, box)
+            crop = self._cls_adapter.crop(image, box)
             if crop is not None:
                 pending.faces.append((score, box, crop))
         if not pending.faces:
             self._finish(frame_id, pending)
             return
         for idx, (_s, _b, crop) in enumerate(pending.faces):
-            self._cls_queue.start_async({0: crop[None]}, (frame_id, idx))
+            self._cls_queue.start_async({0: self._cls_adapter.prepare(crop)}, (frame_id, idx))
 
-    def _on_classification(self, key, probs: np.ndarray) -> None:
+    def _on_classification(self, key, outputs: tuple[np.ndarray, ...]) -> None:
         frame_id, idx = key
         pending = self._pending[frame_id]
-        pending.scores[idx] = faceapi.expression_scores(probs, self.labels)
+        pending.scores[idx] = self._cls_adapter.scores(outputs)
         if len(pending.scores) == len(pending.faces):
             self._finish(frame_id, pending)
 
