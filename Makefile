@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
 PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
 VENV310 := .venv310
 
-.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit install uninstall clean distclean
+.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit figures install uninstall clean distclean
 
 all: setup
 
@@ -87,6 +87,10 @@ test-py310: venv310
 	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/component tests/golden; \
 	else echo "!! skipped: no $(VENV310)"; fi
+
+# Regenerate the figures in README.md (accuracy now; speed and faults from their results files).
+figures: setup
+	@$(PY) scripts/figures.py
 
 # Install as a systemd service on this machine (see README, "Operating guide").
 install: models
