@@ -170,14 +170,17 @@ def compile_error(core: Core, model, plan: DevicePlan, meta: ModelMeta, files: M
         log.debug("query_model failed", exc_info=True)
     if unsupported:
         more = f" and {len(unsupported) - 3} more" if len(unsupported) > 3 else ""
+        elsewhere = "" if plan.device == "CPU" else \
+            f"run this model on another device (e.g. device = \"CPU\" in [{meta.kind}]) or "
         return DeviceError(
             f"{files.xml}: {plan.device} cannot run {meta.name}: unsupported layer(s) "
-            f"{', '.join(unsupported[:3])}{more}; run this model on another device (e.g. "
-            f"device = \"CPU\" in [{meta.kind}]) or convert it with supported layers")
+            f"{', '.join(unsupported[:3])}{more}; {elsewhere}convert it with supported layers")
+    elsewhere = "" if plan.device == "CPU" else \
+        f"run it on another device (e.g. device = \"CPU\" in [{meta.kind}]) or "
     return DeviceError(
         f"{files.xml}: cannot compile {meta.name} for {plan.device} ({error_reason(exc)}); "
-        f"{plan.device} cannot run a layer of this model or its driver failed: run it on another "
-        f"device (e.g. device = \"CPU\" in [{meta.kind}]) or convert it again")
+        f"{plan.device} cannot run a layer of this model: {elsewhere}convert it again with "
+        "layers it supports")
 
 
 def plain_value(value):

@@ -115,8 +115,10 @@ def parse_meta(raw, where: Path | str, expected_kind: str, default_name: str = "
         raise ModelError(f"{where}: metadata schema {raw.get('schema')!r} is not supported (1 is)")
     kind = raw.get("kind")
     if kind != expected_kind:
-        raise ModelError(
-            f"{where}: kind is {kind!r} but this model is configured as the {expected_kind}")
+        fix = (f"use it as the {kind} or fix \"kind\" in the metadata" if kind in KINDS
+               else f"set \"kind\" to \"{expected_kind}\" in the metadata")
+        raise ModelError(f"{where}: kind is {kind!r} but this model is configured as the "
+                         f"{expected_kind}; {fix}")
     output_kind = raw.get("output_kind")
     if output_kind not in OUTPUT_KINDS[kind]:
         raise ModelError(

@@ -35,7 +35,7 @@ VERSION: str = ov.get_version()
 
 __all__ = ["LEGACY", "VERSION", "AsyncInferQueue", "ColorFormat", "Core", "Layout",
            "PartialShape", "PrePostProcessor", "ResizeAlgorithm", "Type", "error_reason",
-           "opset", "ov", "property_value", "short_version"]
+           "opset", "ov", "port_name", "property_value", "save_model", "short_version"]
 
 # OpenVINO's messages carry a stack of "Exception from src/...:123:" and "Check '...' failed
 # at ...:" lines around the one sentence an operator can use.
@@ -48,10 +48,28 @@ def error_reason(exc: BaseException, limit: int = 200) -> str:
     """The informative line of an OpenVINO exception, for a one-line operator message."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     useful = [ln for ln in lines if not _NOISE.match(ln)]
-    text = (useful or lines or [type(exc).__name__])[0]
     for prefix in ("[ GENERAL_ERROR ]", "[ NOT_FOUND ]", "[ NOT_IMPLEMENTED ]"):
-        text = text.removeprefix(prefix).strip()
-    return text[:limit]
+        useful = [ln.removeprefix(prefix).strip() for ln in useful]
+    text = ": ".join(ln for ln in useful if ln) or (lines or [type(exc).__name__])[-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def port_name(port, fallback: str = "(unnamed)") -> str:
+    """A tensor's name; 2022.3 raises for a tensor without one where 2023+ returns ""."""
+    try:
+        return port.get_any_name() or fallback
+    except RuntimeError:
+        return fallback
+
+
+def save_model(model, xml_path, compress_to_fp16: bool = False) -> None:
+    """Write IR (.xml + .bin). 2022.3 has only ``serialize`` (no FP16 compression)."""
+    if hasattr(ov, "save_model"):
+        ov.save_model(model, str(xml_path), compress_to_fp16=compress_to_fp16)
+    else:  # pragma: no cover - OpenVINO 2022.3
+        from pathlib import Path
+
+        ov.serialize(model, str(xml_path), str(Path(xml_path).with_suffix(".bin")))
 
 
 def short_version() -> str:

@@ -1,0 +1,259 @@
+"""Model adapters: one network's input preparation and output decoding, per output kind.
+
+``make_adapter`` holds a model's metadata against the real model (inputs, outputs, label
+count, head), adds the u8 BGR frame front end where the model lacks it (preprocess.py) and
+returns a DetectorAdapter or ClassifierAdapter. The pipeline and the analyzer only talk to
+adapters: ``fetch`` copies the outputs of a finished request (cheap, safe in a callback),
+``detect``/``scores`` turn those copies into faces or class scores (coordinator thread).
+
+Output kinds:
+- faceapi_ssd: face-api's SSD ("boxes" [1, N, 4], "scores" [1, N]), decoded exactly as face-api.
+- ssd_detection_out: a DetectionOutput [1, 1, N, 7] of (image_id, label, conf, x_min, y_min,
+  x_max, y_max) in 0..1 of the input (Open Model Zoo face-detection-retail-0004/0005, -adas-0001).
+- softmax: class probabilities that sum to 1.
+- sigmoid: independent per-class scores (the 2019 write-up's multi-label Keras heads); top-1 is
+  the argmax, the scores are reported as the model gives them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ModelError
+from . import faceapi
+from .metadata import ModelMeta
+from .ovcompat import error_reason, port_name
+from .preprocess import InputFacts, add_frame_input, check_input, make_static
+
+# ops that do not change what a head means, skipped when looking for the Softmax/Sigmoid
+_PASSTHROUGH = {"Convert", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity",
+                "FakeQuantize", "Result"}
+_HEAD_OPS = {"Softmax": "softmax", "SoftMax": "softmax", "LogSoftmax": "log-softmax",
+             "Sigmoid": "sigmoid"}
+STATIC_FALLBACK = (320, 320)  # static size for a dynamic model that states none (NPU, MYRIAD)
+
+
+def _dims(port) -> list[int]:
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic:
+        return []
+    return [d.get_length() if d.is_static else -1 for d in shape]
+
+
+def _find_output(model, name: str | None, where: str, what: str) -> int:
+    if name is None:
+        if len(model.outputs) != 1:
+            names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
+            raise ModelError(f"{where}: the model has {len(model.outputs)} outputs ({names}); "
+                             f"name the {what} in the metadata key \"output\"")
+        return 0
+    for i, port in enumerate(model.outputs):
+        if name in port.get_names():
+            return i
+    names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
+    raise ModelError(f"{where}: metadata names output {name!r} but the model's outputs are "
+                     f"{names}; fix \"output\" in the metadata")
+
+
+def head_op(model, index: int) -> str | None:
+    """The op type that makes output ``index`` (Softmax, Sigmoid, ...), through reshapes."""
+    node = model.outputs[index].get_node()
+    for _ in range(8):
+        kind = node.get_type_name()
+        if kind not in _PASSTHROUGH:
+            return kind
+        if node.get_input_size() == 0:
+            return None
+        node = node.input_value(0).get_node()
+    return None
+
+
+class _Adapter:
+    def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
+        self.model = model
+        self.meta = meta
+        self.facts = facts
+        self.where = where
+        self.output_indices: tuple[int, ...] = ()
+        self.static_size: tuple[int, int] | None = None
+        self.pad = "none"  # how prepare() keeps the geometry of an embedded model's own padding
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.meta.labels
+
+    def natural_size(self) -> tuple[int, int]:
+        """The size the network works at, for a static input (NPU, MYRIAD)."""
+        if self.facts.size is not None:
+            return self.facts.size
+        side = self.meta.postprocess.get("input_size")
+        if isinstance(side, int) and side > 0:
+            return side, side
+        return self.default_static
+
+    default_static = STATIC_FALLBACK
+
+    def make_static(self, size: tuple[int, int] | None = None) -> None:
+        """Give the frame input a fixed size; prepare() then fits every image to it."""
+        self.static_size = size or self.natural_size()
+        self.model = make_static(self.model, self.static_size)
+
+    def fetch(self, request) -> tuple[np.ndarray, ...]:
+        """Copies of the outputs this kind reads (OpenVINO reuses the request's buffers)."""
+        return tuple(request.get_output_tensor(i).data.copy() for i in self.output_indices)
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The input batch for one u8 BGR image (any size unless the input was made static)."""
+        if self.static_size is None:
+            return image[None]
+        return _fit(image, self.static_size, self.pad)[None]
+
+
+class DetectorAdapter(_Adapter):
+    default_static = (640, 480)
+
+    def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
+        super().__init__(model, meta, facts, where)
+        pp = meta.postprocess
+        if meta.output_kind == "faceapi_ssd":
+            idx = [_find_output(model, name, where, name) for name in ("boxes", "scores")]
+            boxes, scores = (_dims(model.outputs[i]) for i in idx)
+            if len(boxes) != 3 or boxes[-1] != 4 or len(scores) != 2:
+                raise ModelError(f"{where}: output_kind faceapi_ssd needs boxes [1, N, 4] and "
+                                 f"scores [1, N]; the model has {boxes} and {scores}")
+            self.output_indices = tuple(idx)
+            self.input_size = int(pp.get("input_size", 512))
+            self.pad = "bottom-right" if meta.input.embedded else "none"
+        else:  # ssd_detection_out
+            i = _find_output(model, meta.output, where, "detection output")
+            dims = _dims(model.outputs[i])
+            if len(dims) != 4 or dims[-1] != 7:
+                name = port_name(model.outputs[i], f"output {i}")
+                raise ModelError(
+                    f"{where}: output_kind ssd_detection_out needs a [1, 1, N, 7] output but "
+                    f"{name} is {dims or 'of dynamic rank'}; fix output_kind in the metadata")
+            self.output_indices = (i,)
+            self.class_id = pp.get("class_id")
+        self.score_threshold = float(pp.get("score_threshold", 0.5))
+        self.nms_iou = float(pp.get("nms_iou", 0.5))
+        self.max_results = int(pp.get("max_results", 100))
+
+    def raw(self, outputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(o[0] for o in outputs)
+
+    def detect(self, outputs: tuple[np.ndarray, ...], width: int, height: int,
+               score_threshold: float | None = None, nms_iou: float | None = None,
+               max_results: int | None = None) -> list[tuple[float, tuple, tuple]]:
+        """-> [(score, relative box (x, y, w, h) in 0..1, box in pixels of the image)]."""
+        thr = self.score_threshold if score_threshold is None else score_threshold
+        iou = self.nms_iou if nms_iou is None else nms_iou
+        top = self.max_results if max_results is None else max_results
+        if self.meta.output_kind == "faceapi_ssd":
+            return faceapi.decode_detections(outputs[0][0], outputs[1][0], width, height,
+                                             self.input_size, thr, iou, top)
+        return decode_detection_out(outputs[0], width, height, thr, iou, top, self.class_id)
+
+
+def decode_detection_out(out: np.ndarray, width: int, height: int, score_threshold: float,
+                         nms_iou: float, max_results: int, class_id=None):
+    """[1, 1, N, 7] DetectionOutput rows -> faces, best first, after a greedy NMS."""
+    rows = np.asarray(out, dtype=np.float32).reshape(-1, 7)
+    end = np.nonzero(rows[:, 0] < 0)[0]  # image_id -1 ends the list
+    rows = rows[: end[0]] if len(end) else rows
+    if class_id is not None:
+        rows = rows[rows[:, 1] == class_id]
+    box = np.clip(rows[:, 3:7], 0.0, 1.0)
+    keep = (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1])
+    rows, box = rows[keep], box[keep]
+    tlbr = box[:, [1, 0, 3, 2]]
+    order = faceapi.nms_faceapi(tlbr, rows[:, 2], max_results, nms_iou, score_threshold)
+    faces = []
+    for i in order:
+        x0, y0, x1, y1 = (float(v) for v in box[i])
+        rel = (x0, y0, x1 - x0, y1 - y0)
+        faces.append((float(rows[i, 2]), rel,
+                      (rel[0] * width, rel[1] * height, rel[2] * width, rel[3] * height)))
+    return faces
+
+
+class ClassifierAdapter(_Adapter):
+    default_static = (112, 112)  # face-api's expression net works at 112x112
+
+    def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
+        super().__init__(model, meta, facts, where)
+        i = _find_output(model, meta.output, where, "class scores")
+        dims = _dims(model.outputs[i])
+        if dims and -1 not in dims:
+            values = math.prod(dims)
+            if values != len(meta.labels) or sum(d > 1 for d in dims) > 1:
+                name = port_name(model.outputs[i], f"output {i}")
+                raise ModelError(
+                    f"{where}: metadata lists {len(meta.labels)} labels but the model's output "
+                    f"{name} {dims} gives {values} values; the labels must name every output "
+                    "value, in order")
+        head = head_op(model, i)
+        found = _HEAD_OPS.get(head or "")
+        if found == "log-softmax":
+            raise ModelError(f"{where}: the output comes from a LogSoftmax layer "
+                             "(log-probabilities); expressiond needs softmax or sigmoid scores")
+        if found is not None and found != meta.output_kind:
+            raise ModelError(f"{where}: metadata says output_kind {meta.output_kind} but the "
+                             f"model's output comes from a {head} layer; set output_kind to "
+                             f"{found!r}")
+        self.output_indices = (i,)
+        self.pad = "centre" if meta.input.embedded else "none"
+        self.crop_square = meta.input.crop_square
+        self.crop_enlarge = meta.input.crop_enlarge
+
+    def scores(self, outputs: tuple[np.ndarray, ...]) -> dict[str, float]:
+        values = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        if values.size != len(self.labels):
+            raise ModelError(f"{self.where}: the output has {values.size} values but the "
+                             f"metadata lists {len(self.labels)} labels")
+        return faceapi.expression_scores(values, self.labels)
+
+    def crop(self, image: np.ndarray, box) -> np.ndarray | None:
+        """The classifier's input for a face box (pixels), per the metadata's crop policy."""
+        if self.crop_square or self.crop_enlarge != 1.0:
+            box = grow_box(box, self.crop_square, self.crop_enlarge)
+        return faceapi.face_crop(image, box)
+
+
+def grow_box(box, square: bool, enlarge: float):
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    if square:
+        w = h = max(w, h)
+    w, h = w * enlarge, h * enlarge
+    return (cx - w / 2, cy - h / 2, w, h)
+
+
+def _fit(image: np.ndarray, size: tuple[int, int], pad: str) -> np.ndarray:
+    """Fit an image to a static input. An embedded face-api graph pads to square itself:
+    pad the same way here so the geometry (and the decoded boxes) stay the same."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (w, h) == size:
+        return np.ascontiguousarray(image)
+    if pad != "none":
+        side = max(h, w)
+        canvas = np.zeros((side, side, 3), np.uint8)
+        y0, x0 = ((side - h) // 2, (side - w) // 2) if pad == "centre" else (0, 0)
+        canvas[y0:y0 + h, x0:x0 + w] = image
+        image = canvas
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+def make_adapter(model, meta: ModelMeta, where: str) -> DetectorAdapter | ClassifierAdapter:
+    """Check the model against its metadata and give it the u8 BGR frame input."""
+    facts = check_input(model, meta.input, where)
+    try:
+        model = add_frame_input(model, meta.input, facts)
+    except Exception as exc:  # noqa: BLE001 - PrePostProcessor raises plain RuntimeErrors
+        raise ModelError(f"{where}: cannot add the frame input described by the metadata "
+                         f"({error_reason(exc)}); check input.layout/size/color") from exc
+    cls = DetectorAdapter if meta.kind == "detector" else ClassifierAdapter
+    return cls(model, meta, facts, where)
