@@ -117,7 +117,9 @@ class ExpressionTracker:
             for track in list(cam.tracks):
                 face_index = matches.get(track.id)
                 if face_index is None:
-                    track.missed += 1
+                    # counted in source frames (index gaps), not frames that reached the
+                    # tracker: on a busy box dropped frames still count as time without the face
+                    track.missed = result.index - track.last_frame
                     if track.missed > self.max_missed:
                         cam.tracks.remove(track)
                         if track.current is not None:

@@ -288,3 +288,15 @@ def test_property_track_events_read_start_change_end(case):
 def test_config_is_duck_typed_and_min_duration_floor_applies():
     tr = ExpressionTracker(replace(Cfg(), min_duration_frames=0), "d")
     assert tr.min_duration == 2
+
+
+def test_missed_frames_are_counted_in_source_frames_not_delivered_ones():
+    """On a busy box most frames are dropped before inference: a face absent for 15 source
+    frames is lost even if only two of those frames reached the tracker."""
+    tr = ExpressionTracker(Cfg(), "dev1")
+    events = run(tr, [frame(i, face(BOX, "happy")) for i in range(5)])
+    assert [e.type for e in events] == ["start"]
+    events = run(tr, [frame(12), frame(16)])  # 11 frames since last seen: > max_missed (10)
+    assert [(e.type, e.frame) for e in events] == [("end", 12)]
+    events = run(tr, [frame(17, face(BOX, "happy"))])
+    assert tr.stats()["tracks_created"] == 2  # the face coming back is a new track
