@@ -296,7 +296,8 @@ def test_missed_frames_are_counted_in_source_frames_not_delivered_ones():
     tr = ExpressionTracker(Cfg(), "dev1")
     events = run(tr, [frame(i, face(BOX, "happy")) for i in range(5)])
     assert [e.type for e in events] == ["start"]
-    events = run(tr, [frame(12), frame(16)])  # 11 frames since last seen: > max_missed (10)
-    assert [(e.type, e.frame) for e in events] == [("end", 12)]
-    events = run(tr, [frame(17, face(BOX, "happy"))])
+    # last seen at 4; at 15 it has been gone 11 source frames (> max_missed 10)
+    events = run(tr, [frame(9), frame(15)])
+    assert [(e.type, e.frame) for e in events] == [("end", 15)]
+    run(tr, [frame(16, face(BOX, "happy"))])
     assert tr.stats()["tracks_created"] == 2  # the face coming back is a new track
