@@ -6,8 +6,12 @@ a container that cannot boot although they are present is an error, not a skip.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from container import Container, missing_prerequisites  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+# Python packages for `make install` inside the container, which has no network: wheels for
+# the container's own python3 (the host's /usr/bin/python3 through the overlay), versions
+# pinned to the test venv's. Kept between runs; rebuilt when the requirements change.
+WHEELHOUSE = REPO / "build" / "system-wheelhouse"
+CONTAINER_PYTHON = "/usr/bin/python3"
 # Numbers worth seeing after a run (boot time, security exposure, ...): tests add to it
 # through the `measured` fixture; printed in the terminal summary.
 MEASURED: dict[str, str] = {}
@@ -36,6 +45,68 @@ def container() -> Iterator[Container]:
     with Container() as c:
         MEASURED["container boot"] = f"{c.boot_seconds:.2f} s"
         yield c
+
+
+def _requirements() -> list[str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = meta["project"]
+    return sorted(
+        set(project["dependencies"])
+        | set(project["optional-dependencies"].get("systemd", []))
+        | set(meta["build-system"]["requires"])  # install.sh builds the package offline too
+    )
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """A folder of wheels that `make install` can use offline (PIP_NO_INDEX + PIP_FIND_LINKS):
+    built once on the host (needs the package index, like `make setup`), then reused."""
+    if not Path(CONTAINER_PYTHON).exists():
+        pytest.skip(f"{CONTAINER_PYTHON} missing: install.sh needs the system python3")
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, timeout=120
+    ).stdout
+    constraints = "".join(
+        line + "\n" for line in freeze.splitlines() if line and line[0] not in "#-" and " @ " not in line
+    )
+    version = subprocess.run(
+        [CONTAINER_PYTHON, "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+    ).stdout
+    requirements = _requirements()
+    key = hashlib.sha256("\0".join([version, constraints, *requirements]).encode()).hexdigest()
+    stamp = WHEELHOUSE / ".key"
+    if stamp.is_file() and stamp.read_text() == key:
+        return WHEELHOUSE
+    shutil.rmtree(WHEELHOUSE, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="expressiond-wheelhouse-") as tmp:
+        venv, cfile = Path(tmp) / "venv", Path(tmp) / "constraints.txt"
+        cfile.write_text(constraints)
+        steps = [
+            [CONTAINER_PYTHON, "-m", "venv", str(venv)],
+            [
+                str(venv / "bin/python"),
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-w",
+                str(WHEELHOUSE),
+                "-c",
+                str(cfile),
+                *requirements,
+            ],
+        ]
+        for cmd in steps:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if r.returncode != 0:
+                pytest.fail(f"building the wheelhouse failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
+    stamp.write_text(key)
+    return WHEELHOUSE
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
