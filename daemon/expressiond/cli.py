@@ -96,7 +96,8 @@ def cmd_run(args) -> int:
     from .daemon_main import run_daemon
 
     return run_daemon(_config_path(args), stdout=args.stdout, mqtt=not args.no_mqtt,
-                      max_seconds=args.max_seconds, ha_remove=args.ha_remove)
+                      max_seconds=args.max_seconds, ha_remove=args.ha_remove,
+                      stats_json=args.stats_json)
 
 
 def cmd_benchmark(args) -> int:
@@ -116,7 +117,8 @@ def cmd_benchmark(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(args.clip) if args.clip else bm.samples_clip(cfg.models_path(), Path(tmp) / "s.avi")
         result = bm.run_benchmark(cfg, clip, args.seconds, args.max_requests,
-                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+                                  progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                  rounds=args.rounds, streams=bm.parse_streams(args.streams))
     if args.json:
         bm.write_json(result, Path(args.json))
     if args.plot:
@@ -222,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
     run.add_argument("--ha-remove", action="store_true",
                      help="remove the Home Assistant discovery entries and exit")
+    run.add_argument("--stats-json", metavar="FILE",
+                     help="at exit, write the final stats (as on the stats topic) as JSON")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("benchmark", help="sync loop vs async pipeline vs end-to-end vs benchmark_app")
@@ -232,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", metavar="DIR", help="built model directory")
     bench.add_argument("--seconds", type=float, default=8.0, help="time per mode (default 8)")
     bench.add_argument("--max-requests", type=int, default=4, help="async modes 1..N (default 4)")
+    bench.add_argument("--rounds", type=int, default=1,
+                       help="repeat every mode this often, interleaved; report medians (default 1)")
+    bench.add_argument("--streams", metavar="LIST",
+                       help="also compare one process with N cameras against N pinned single-"
+                       "camera processes, for each N in LIST (e.g. 1,2,4)")
     bench.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     bench.add_argument("--plot", metavar="OUT.png", help="draw a bar chart")
     bench.set_defaults(func=cmd_benchmark)
@@ -270,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_prefix() -> str:
+    """<3> (err) when stderr is systemd's journal stream, so `journalctl -p err` finds the line."""
+    from .systemd import stream_is_journal
+
+    return "<3>" if stream_is_journal(sys.stderr, os.environ) else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except ExpressiondError as exc:
-        print(f"expressiond: error: {exc}", file=sys.stderr)
+        print(f"{_error_prefix()}expressiond: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
