@@ -263,7 +263,11 @@ class _FolderSource:
             return _Read("bad", detail=f"{name}: empty file")
         if name.lower().endswith((".jpg", ".jpeg")) and not jpeg_complete(data):
             return _Read("bad", detail=f"{name}: truncated JPEG")
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV will decode
+            why = str(exc).rsplit("error: ", 1)[-1].strip().splitlines()[0][:100]
+            return _Read("bad", detail=f"{name}: not a decodable image ({why})")
         if image is None:
             return _Read("bad", detail=f"{name}: not a decodable image")
         return _Read("ok", image, detail=name)

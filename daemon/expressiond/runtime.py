@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import faults
 from .capture import CameraCapture
 from .config_types import Config
 from .devices import effective_precision
@@ -27,6 +28,10 @@ from .tracking import ExpressionTracker
 
 log = logging.getLogger(__name__)
 
+# This many frames in a row that fail to start inference mean the device (or the pipeline) is
+# gone for good: the runtime gives up and the service exits 1, so that systemd restarts it.
+MAX_FAILED_SUBMITS = 25
+
 
 def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
     inf = cfg.inference
@@ -36,8 +41,10 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
         device = cfg.model_device(model)
         precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
         files = resolve_model(model.model, models_dir, precision)
+        options = ({"flip": model.flip, "crop": model.crop, "margin": model.margin}
+                   if role == "classifier" else {})
         nets.append(compile_net(files, role, device, precision, inf.performance_hint,
-                                inf.cache_dir))
+                                inf.cache_dir, **options))
     return nets[0], nets[1]
 
 
@@ -100,6 +107,10 @@ class Runtime:
         self.latency = {cam.name: LatencyWindow() for cam in cfg.cameras}
         self.last_result_mono = time.monotonic()
         self.submitted = 0
+        self.submit_errors = 0
+        self._failed_in_row = 0
+        self.failure: str | None = None  # set when inference cannot go on; the service exits 1
+        self._faults = faults.active()  # test-only hooks (EXPRESSIOND_FAULTS), no-ops otherwise
         self._sources_drained = False
         self._stop = threading.Event()
         self._feeder = threading.Thread(target=self._feed, name="frames", daemon=True)
@@ -118,13 +129,30 @@ class Runtime:
                 frame: Frame | None = cap.slot.get(timeout=0 if got else 0.02)
                 if frame is not None:
                     got = True
-                    self.pipeline.submit(frame)
-                    self.submitted += 1
-                if self._stop.is_set():
+                    self._submit(frame)
+                if self._stop.is_set() or self.failure is not None:
                     return
             if finished_before and not got:
                 self._sources_drained = True  # a finished source puts nothing after finishing
                 self._stop.wait(0.05)
+
+    def _submit(self, frame: Frame) -> None:
+        """A frame whose inference cannot start is skipped and counted; the feeder goes on
+        (an exception here used to end the "frames" thread and leave the daemon idle)."""
+        try:
+            self._faults.before_submit(self.submitted + self.submit_errors + 1)
+            self.pipeline.submit(frame)
+        except Exception as exc:  # noqa: BLE001 - any device/runtime error: skip the frame
+            self.submit_errors += 1
+            self._failed_in_row += 1
+            if self._failed_in_row == 1:
+                log.error("camera %s: inference failed on frame %d, frame skipped: %s",
+                          frame.camera, frame.index, exc)
+            if self._failed_in_row >= MAX_FAILED_SUBMITS:
+                self.failure = f"{self._failed_in_row} frames in a row failed to start inference ({exc})"
+            return
+        self._failed_in_row = 0
+        self.submitted += 1
 
     def _on_result(self, result: FrameResult) -> None:
         now = time.monotonic()
@@ -168,7 +196,7 @@ class Runtime:
                 "classifier": self.classifier.info,
                 "frames": self.pipeline.frames_done,
                 "faces": self.pipeline.faces_done,
-                "errors": self.pipeline.errors,
+                "errors": self.pipeline.errors + self.submit_errors,
                 "in_flight": self.pipeline.in_flight,
             },
             "tracker": self.tracker.stats(),

@@ -3,6 +3,7 @@ SIGHUP, drain and flush on SIGTERM. Each part owns its own thread(s) and shutdow
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from . import __version__
 from .config import check_model_files, load_config
 from .config_types import Config
-from .errors import ExpressiondError
+from .errors import EXIT_RUNTIME, ExpressiondError
 from .events import ExpressionEvent
 from .runtime import Runtime
 from .systemd import Notifier
@@ -42,11 +43,14 @@ class Service:
     def start(self) -> None:
         """Compile, warm up, start the cameras; READY=1 only after all of that worked."""
         self._event_thread.start()
+        t0 = time.monotonic()
         self.runtime = self._new_runtime(self.cfg)
+        prepared_s = time.monotonic() - t0
         self.runtime.start()
         self.notifier.ready(self.status_line())
-        log.info("expressiond %s ready: device_id=%s cameras=%s", __version__, self.cfg.device_id,
-                 ",".join(c.name for c in self.cfg.cameras))
+        log.info("expressiond %s ready: device_id=%s cameras=%s; models compiled and warmed up "
+                 "in %.2f s", __version__, self.cfg.device_id,
+                 ",".join(c.name for c in self.cfg.cameras), prepared_s)
 
     def _new_runtime(self, cfg: Config) -> Runtime:
         rt = Runtime(cfg, self._queue_events)
@@ -66,6 +70,7 @@ class Service:
         ping_every = wd / 2 if wd else None
         next_stats = time.monotonic() + stats_interval
         last_ping = 0.0
+        stalled_since: float | None = None
         while not self.stop_event.wait(0.1 if ping_every is None else min(0.1, ping_every)):
             now = time.monotonic()
             rt = self.runtime
@@ -73,9 +78,21 @@ class Service:
                 self.reload_event.clear()
                 self.reload()
                 continue
-            if ping_every is not None and now - last_ping >= ping_every and self.healthy(now, wd):
-                self.notifier.watchdog()
-                last_ping = now
+            if rt.failure is not None:
+                log.error("inference cannot go on (%s); exiting with status 1 so that systemd "
+                          "restarts the daemon", rt.failure)
+                return EXIT_RUNTIME
+            if ping_every is not None and now - last_ping >= ping_every:
+                if self.healthy(now, wd):
+                    self.notifier.watchdog()
+                    last_ping = now
+                    if stalled_since is not None:
+                        log.info("watchdog: frames flow again after %.1f s", now - stalled_since)
+                        stalled_since = None
+                elif stalled_since is None:
+                    stalled_since = now
+                    log.warning("watchdog: pipeline stalled (%s): no more pings; systemd "
+                                "restarts the service if it lasts", self.stall_report(now))
             if now >= next_stats:
                 next_stats = now + stats_interval
                 self.publish_stats()
@@ -98,11 +115,33 @@ class Service:
             return False
         return all(c.finished or not c.connected for c in rt.captures)
 
+    def stall_report(self, now: float) -> str:
+        """Why healthy() said no, for the log line before systemd's watchdog kill."""
+        rt = self.runtime
+        cams = []
+        for cap in rt.captures:
+            s = cap.stats()
+            age = s.get("last_frame_age_s")
+            cams.append(f"{cap.name} {'connected' if s['connected'] else 'not connected'}"
+                        + ("" if age is None else f", last frame {age:.1f} s ago"))
+        return (f"no inference result for {now - rt.last_result_mono:.1f} s, "
+                f"{rt.pipeline.in_flight} frame(s) in flight; cameras: {'; '.join(cams)}")
+
     def reload(self) -> bool:
-        """SIGHUP: a bad new config keeps the old one running and says why."""
+        """SIGHUP: a bad new config keeps the old one running and says why. Cameras, models,
+        inference and tracking change here; device_id, [mqtt] and [logging] belong to the
+        MQTT connection and log setup made at start, so they keep their values until a restart
+        (said in the log) rather than half-apply (events with a new device_id on old topics)."""
         self.notifier.reloading("reloading configuration")
         try:
             new = self._load(self.cfg.source)
+            fixed = [name for name in ("device_id", "mqtt", "logging")
+                     if getattr(new, name) != getattr(self.cfg, name)]
+            if fixed:
+                log.warning("reload: %s changed; that takes `systemctl restart expressiond`, "
+                            "until then the previous values stay", ", ".join(fixed))
+                new = dataclasses.replace(new, device_id=self.cfg.device_id, mqtt=self.cfg.mqtt,
+                                          logging=self.cfg.logging)
             rt = self._new_runtime(new)
         except ExpressiondError as exc:
             log.error("reload failed, still running the previous config: %s", exc)

@@ -13,7 +13,9 @@ Order: rows carry increasing ids from one counter; readers page through ``id > c
 Bounds: at ``max_events`` the oldest rows are dropped and counted. When the disk refuses a
 write (full, I/O error), events go to an in-memory tail instead (counted as ``unstored``,
 not durable) and keep flowing; while that tail is not empty new events join it, so all
-disk rows are always older than all memory rows and order holds. ``":memory:"`` keeps
+disk rows are always older than all memory rows and order holds. Once a second, an append
+tries to move the whole tail to disk (same ids, one transaction): durability comes back as
+soon as space does, not only when the broker has taken the tail. ``":memory:"`` keeps
 everything in memory on purpose (no durability; benchmarks and tests).
 """
 
@@ -33,6 +35,7 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 MEMORY = ":memory:"
 _WARN_EVERY_S = 60.0
+_DISK_RETRY_S = 1.0
 
 
 class SpoolRow(NamedTuple):
@@ -56,6 +59,7 @@ class Spool:
         self._disk_depth = 0
         self._next_id = 1
         self._disk_failing = False
+        self._disk_retry_at = 0.0
         self._last_drop_warning = float("-inf")
         self._dropped_since_warning = 0
         self._db: sqlite3.Connection | None = None
@@ -135,7 +139,7 @@ class Spool:
                 self._drop_oldest(self.depth - self.max_events + 1)
             sid = self._next_id
             self._next_id += 1
-            if self._db is not None and not self._mem:
+            if self._db is not None and (not self._mem or self._store_memory_tail()):
                 try:
                     self._db.execute(
                         "INSERT INTO spool (id, topic, payload) VALUES (?, ?, ?)", (sid, topic, payload)
@@ -246,6 +250,27 @@ class Spool:
             )
             self._last_drop_warning = now
             self._dropped_since_warning = 0
+
+    def _store_memory_tail(self) -> bool:
+        """Move the in-memory tail to disk if the disk takes writes again (tried at most
+        once per _DISK_RETRY_S). Its ids are all newer than every disk row, so the order and
+        the publisher's cursor hold. True when the tail is now empty."""
+        now = time.monotonic()
+        if self._db is None or now < self._disk_retry_at:
+            return False
+        self._disk_retry_at = now + _DISK_RETRY_S
+        rows = [(sid, topic, payload) for sid, (topic, payload) in self._mem.items()]
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO spool (id, topic, payload) VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
+            log.debug("spool %s: memory tail still not storable (%s)", self.path, exc)
+            return False
+        self._disk_depth += len(rows)
+        self._mem.clear()
+        return True
 
     def _disk_trouble(self, exc: sqlite3.DatabaseError) -> None:
         self._rollback()

@@ -1,0 +1,89 @@
+"""An inference request raising, against the real daemon, through the test-only hook of
+expressiond/faults.py (EXPRESSIOND_FAULTS, read once at start): the frame whose request
+cannot start is skipped and counted and the pipeline goes on; a device that keeps failing
+makes the daemon exit 1 (systemd's Restart=on-failure restarts it). Never a hang."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from faultkit import daemon_toml, settle_and_tally, subscriber, wait_delivered, wait_stats
+
+from expressiond.errors import ConfigError
+from expressiond.faults import FaultPlan, InjectedFault, parse
+
+pytestmark = pytest.mark.integration
+
+
+def test_fault_spec_is_strict():
+    assert parse("") == FaultPlan() and not parse("")
+    plan = parse("infer-raise:frame=20; infer-raise:frame=45")
+    assert plan.raise_at == {20, 45} and plan.raise_from is None
+    plan.before_submit(19)
+    with pytest.raises(InjectedFault):
+        plan.before_submit(20)
+    assert parse("infer-raise:from=7").raise_from == 7
+    for bad in ("infer-raise", "infer-raise:frame=0", "infer-raise:frame=x", "crash:frame=1"):
+        with pytest.raises(ConfigError):
+            parse(bad)
+
+
+def test_one_failing_request_is_skipped_and_counted(broker, subscribers, daemon_factory,
+                                                    models_dir, ov_cache, demo_clip, tmp_path,
+                                                    fault_row):
+    col = subscriber(broker, "infer-once")
+    subscribers.append(col)
+    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
+                                   broker=broker, spool=tmp_path / "state" / "spool.db"),
+                       env={"EXPRESSIOND_FAULTS": "infer-raise:frame=20;infer-raise:frame=60"})
+    d.start().wait_ready()
+    assert d.wait_log(r"TEST-ONLY fault injection is active", 5)
+    assert d.wait_log(r"inference failed on frame \d+, frame skipped", 60, count=2), d.log()[-3000:]
+    n_fault = len(d.produced())
+    assert d.wait_more(5, 60) >= 5, "no events after the failed requests"
+    stats = wait_stats(col, lambda s: s.get("inference", {}).get("frames", 0) > 80)
+    assert wait_delivered(col, [e["id"] for e in d.produced()], 30)
+    assert d.alive
+    t = settle_and_tally(d, col)
+    inf = stats.get("inference", {})
+
+    fault_row.update(
+        key="inference-raises-once", fault="inference request raising (once)",
+        how='EXPRESSIOND_FAULTS="infer-raise:frame=20;infer-raise:frame=60": the 20th and '
+            "60th frame submissions raise like a refused infer request",
+        result=f"recovered: 2 frames skipped, stats inference.errors = {inf.get('errors')}, "
+               f"{inf.get('frames')} frames done, events continued", **t.row(),
+        details={"errors": inf.get("errors"), "frames": inf.get("frames"),
+                 "events_before_fault_logged": n_fault})
+    assert inf.get("errors") == 2, inf
+    assert t.lost == 0 and t.in_order, t
+    assert "Traceback" not in d.log()
+
+
+def test_a_device_that_keeps_failing_exits_1_for_systemd(broker, subscribers, daemon_factory,
+                                                        models_dir, ov_cache, demo_clip, tmp_path,
+                                                        fault_row):
+    col = subscriber(broker, "infer-always")
+    subscribers.append(col)
+    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
+                                   broker=broker, spool=tmp_path / "state" / "spool.db"),
+                       env={"EXPRESSIOND_FAULTS": "infer-raise:from=40"})
+    d.start().wait_ready()
+    t0 = time.monotonic()
+    rc = d.wait_exit(60)  # bounded: a hang fails here
+    exit_s = time.monotonic() - t0
+    assert rc == 1, d.log()[-3000:]
+    m = re.search(r"inference cannot go on \((\d+) frames in a row", d.log())
+    assert m, d.log()[-3000:]
+    t = settle_and_tally(d, col, stop=False)
+
+    fault_row.update(
+        key="inference-raises-always", fault="inference request raising (every frame)",
+        how='EXPRESSIOND_FAULTS="infer-raise:from=40": every submission from the 40th raises, '
+            "a device that died",
+        result=f"exit 1 after {m.group(1)} failed frames in a row, {exit_s:.1f} s after ready "
+               "(systemd Restart=on-failure restarts it); events made before were flushed",
+        **t.row(), details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)})
+    assert t.lost == 0 and t.in_order, t
