@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
 PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
 VENV310 := .venv310
 
-.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit figures install uninstall clean distclean
+.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit soak figures install uninstall clean distclean
 
 all: setup
 
@@ -79,7 +79,9 @@ lint: venv
 
 test: setup venv310
 	@$(VENV)/bin/ruff check daemon tests
-	@$(VENV)/bin/pytest -q tests
+	@$(VENV)/bin/pytest -q -m "not slow" tests
+	@echo ">> the 30 s broker outage with a SIGKILL/restart of the publisher (issue contract)"
+	@$(VENV)/bin/pytest -q -m slow tests/integration
 	@$(MAKE) --no-print-directory test-py310
 
 test-py310: venv310
@@ -87,6 +89,12 @@ test-py310: venv310
 	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/component tests/golden; \
 	else echo "!! skipped: no $(VENV310)"; fi
+
+# About 12 minutes: the 10-minute soak, then the long fault variants; prints the table.
+soak: setup
+	@EXPRESSIOND_SOAK_SECONDS=600 $(VENV)/bin/pytest -q tests/faults/test_soak.py
+	@$(VENV)/bin/pytest -q -m slow tests/faults
+	@$(PY) benchmarks/fault_table.py
 
 # Regenerate the figures in README.md (accuracy now; speed and faults from their results files).
 figures: setup
