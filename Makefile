@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
 PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
 VENV310 := .venv310
 
-.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit soak figures install uninstall clean distclean
+.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit bench profile soak figures install uninstall clean distclean
 
 all: setup
 
@@ -89,6 +89,15 @@ test-py310: venv310
 	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/component tests/golden; \
 	else echo "!! skipped: no $(VENV310)"; fi
+
+# Every benchmark side by side in one run (~10 min on 2 cores): benchmarks/results.json,
+# benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
+bench: setup
+	@$(PY) benchmarks/bench_all.py --out benchmarks/results.json
+
+# Where the end-to-end time goes (py-spy if installed): benchmarks/profile.json
+profile: setup
+	@$(PY) benchmarks/profile.py --json benchmarks/profile.json
 
 # About 12 minutes: the 10-minute soak, then the long fault variants; prints the table.
 soak: setup

@@ -1,21 +1,21 @@
 """``expressiond benchmark``: the write-up's synchronous loop vs the async pipeline vs the
-whole daemon path vs OpenVINO's benchmark_app, measured side by side in one run on the same IR.
+whole daemon (``run``) vs OpenVINO's benchmark_app, measured side by side in one run on the
+same IR; with ``--streams``, one process with N cameras vs N pinned processes.
 
 This machine class is shared and noisy, so the figures that matter are the ratios between
-modes measured minutes apart in one process, not the absolute fps.
+modes measured seconds apart: with ``--rounds R`` every mode runs R times, interleaved, each
+ratio is taken within a round and the medians are reported (per-round values kept).
+The modes themselves are in bench_modes, the child-process daemons in bench_daemon, the
+stream scaling in bench_streams, the table and plot in bench_report.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
-import re
-import resource
-import shutil
-import subprocess
-import sys
+import statistics
 import tempfile
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,180 +23,206 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__
-from .config_types import CameraConfig, Config
-from .events import Frame
-from .inference import faceapi
-from .inference.metadata import resolve_model
+from . import __version__, paths
+from . import bench_modes as modes
+from .bench_report import plot, print_table  # noqa: F401 - the CLI's entry points
+from .config_types import Config
+from .errors import UsageError
 from .inference.ovcompat import VERSION as OV_VERSION
-from .inference.pipeline import AsyncPipeline, DetectorParams
-from .runtime import Runtime, compile_models
+
+E2E_SOURCE_FPS = 30.0  # a common camera rate, above what this class of CPU processes
+LATENCY_SOURCE_FPS = 10.0  # the daemon's default camera rate: the latency target's condition
+ROW_KEYS = ("fps", "faces_per_s", "cpu_ms_per_frame", "load_avg")
 
 
-def load_frames(clip: Path, limit: int = 200) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(clip))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        raise SystemExit(f"expressiond: error: {clip}: no frames could be read")
-    return frames
-
-
-def _percentiles(lat_s: list[float]) -> dict:
-    a = np.array(lat_s) * 1000 if lat_s else np.array([np.nan])
-    return {"p50": round(float(np.percentile(a, 50)), 1), "p99": round(float(np.percentile(a, 99)), 1)}
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def sync_loop(cfg: Config, frames: list[np.ndarray], seconds: float) -> dict:
-    """The 2019 write-up's loop: one request per network, numpy preprocessing, infer per frame.
-    Compiled with the LATENCY hint, the best setting for a single synchronous request."""
-    det, cls = compile_models(replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY")))
-    det_req, cls_req = det.compiled.create_infer_request(), cls.compiled.create_infer_request()
-    size = int(det.meta.postprocess.get("input_size", 512))
-    n = faces = 0
-    lat = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        frame = frames[n % len(frames)]
-        t = time.monotonic()
-        h, w = frame.shape[:2]
-        side = max(h, w)
-        square = np.zeros((side, side, 3), np.uint8)
-        square[:h, :w] = frame
-        blob = cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR)
-        det_req.infer({0: blob[None]})
-        dets = faceapi.decode_detections(det_req.get_tensor("boxes").data[0],
-                                         det_req.get_tensor("scores").data[0], size, size, size)
-        for _score, _rel, box in dets:
-            crop = faceapi.face_crop(blob, box)
-            if crop is None:
-                continue
-            ch, cw = crop.shape[:2]
-            s = max(ch, cw)
-            sq = np.zeros((s, s, 3), np.uint8)
-            sq[:ch, :cw] = crop
-            cls_req.infer({0: cv2.resize(sq, (112, 112))[None]})
-            faces += 1
-        lat.append(time.monotonic() - t)
-        n += 1
-    dt = time.monotonic() - t0
-    return {"mode": "sync loop (write-up)", "fps": n / dt, "faces_per_s": faces / dt,
-            "latency_ms": _percentiles(lat), "frames": n}
-
-
-def async_pipeline(cfg: Config, frames: list[np.ndarray], seconds: float, num_requests: int) -> dict:
-    det, cls = compile_models(cfg)
-    results = []
-    pipe = AsyncPipeline(det, cls, num_requests, DetectorParams(), results.append)
-    n = 0
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        pipe.submit(Frame("bench", n, time.monotonic(), time.time(), frames[n % len(frames)]))
-        n += 1
-    pipe.close(30)
-    dt = time.monotonic() - t0
-    lat = [r.done_mono - r.captured_mono for r in results]
-    return {"mode": f"async pipeline, {num_requests} requests", "fps": len(results) / dt,
-            "faces_per_s": sum(len(r.faces) for r in results) / dt,
-            "latency_ms": _percentiles(lat), "frames": len(results), "num_requests": num_requests}
-
-
-def end_to_end(cfg: Config, clip: Path, seconds: float, fps: float) -> dict:
-    """The daemon's own frame path (capture thread, decode, detect, classify, track, events)."""
-    cam = CameraConfig(name="bench", source=str(clip), fps=fps, loop=True)
-    run_cfg = replace(cfg, cameras=(cam,))
-    events = []
-    rt = Runtime(run_cfg, lambda evs, _cam, _state: events.extend(evs))
-    lat: list[float] = []
-    orig = rt._on_result
-
-    def on_result(result):
-        lat.append(result.done_mono - result.captured_mono)
-        orig(result)
-
-    rt.pipeline._on_result = on_result
-    rt.start()
-    time.sleep(1.0)  # let the first frames through before timing
-    done0, lat_skip, t0 = rt.pipeline.frames_done, len(lat), time.monotonic()
-    time.sleep(seconds)
-    done, dt = rt.pipeline.frames_done - done0, time.monotonic() - t0
-    rt.stop()
-    return {"mode": f"end-to-end run, source {fps:g} fps", "fps": done / dt,
-            "faces_per_s": None, "latency_ms": _percentiles(lat[lat_skip:]), "frames": done,
-            "events": len(events)}
-
-
-def benchmark_app(cfg: Config, shape: tuple[int, int], seconds: float) -> dict | None:
-    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
-    if not Path(exe).exists():
+def parse_streams(text: str | None) -> list[int] | None:
+    if not text:
         return None
-    inf = cfg.inference
-    xml = resolve_model(cfg.detector.model, cfg.models_path(), inf.precision).xml
-    cmd = [exe, "-m", str(xml), "-d", inf.device, "-shape", f"[1,{shape[0]},{shape[1]},3]",
-           "-t", str(int(seconds)), "-hint", "throughput"]
-    if inf.precision == "FP32":
-        cmd += ["-infer_precision", "f32"]
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(cmd + ["-report_folder", tmp], capture_output=True, text=True,
-                              timeout=seconds + 120, check=False, cwd=tmp)
-    m = re.search(r"Throughput:\s+([\d.]+) FPS", proc.stdout)
-    if proc.returncode != 0 or not m:
-        return {"mode": "benchmark_app detector", "fps": None, "error": proc.stderr[-300:]}
-    return {"mode": "benchmark_app detector (ceiling)", "fps": float(m.group(1)),
-            "faces_per_s": None, "latency_ms": None}
+    try:
+        counts = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise UsageError(f"--streams {text!r}: give camera counts like 1,2,4") from None
+    if not counts or counts[0] < 1 or counts[-1] > 16:
+        raise UsageError(f"--streams {text!r}: camera counts from 1 to 16, like 1,2,4")
+    return counts
 
 
 def run_benchmark(cfg: Config, clip: Path, seconds: float = 8.0, max_requests: int = 4,
-                  progress=print) -> dict:
-    frames = load_frames(clip)
-    rows = []
+                  progress=print, rounds: int = 1, streams: list[int] | None = None) -> dict:
+    if rounds < 1 or seconds <= 0 or max_requests < 1:
+        raise UsageError("--rounds and --max-requests must be >= 1, --seconds > 0")
+    result = run_modes(cfg, clip, seconds, max_requests, rounds, progress)
+    if streams:
+        from .bench_streams import run_streams
+
+        with tempfile.TemporaryDirectory(prefix="expressiond-streams.") as tmp:
+            section = run_streams(cfg, clip, streams, max(seconds, 10.0), rounds, Path(tmp),
+                                  progress)
+        result["streams"] = section
+        result["ratios"].update({k: v for k, v in section["ratios"].items() if k != "at_n"})
+    result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return result
+
+
+def run_modes(cfg: Config, clip: Path, seconds: float, max_requests: int, rounds: int,
+              progress=print) -> dict:
+    clip = Path(clip).resolve()
+    frames = modes.load_frames(clip)
+    shape = frames[0].shape[:2]
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    lat_cfg = replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY"))
     steps = [("sync", None)] + [("async", n) for n in range(1, max_requests + 1)] + \
-        [("e2e", None), ("latency", None), ("bapp", None)]
-    for i, (kind, n) in enumerate(steps, 1):
-        progress(f"[{i}/{len(steps)}] {kind}{f' x{n}' if n else ''} ...")
-        if kind == "sync":
-            rows.append(sync_loop(cfg, frames, seconds))
-        elif kind == "async":
-            rows.append(async_pipeline(cfg, frames, seconds, n))
-        elif kind == "e2e":
-            rows.append(end_to_end(cfg, clip, seconds, fps=120))
-        elif kind == "latency":
-            rows.append(end_to_end(cfg, clip, seconds, fps=10))
-        else:
-            row = benchmark_app(cfg, frames[0].shape[:2], seconds)
-            if row:
-                rows.append(row)
-    sync = rows[0]["fps"]
-    best_async = max(r["fps"] for r in rows if r.get("num_requests"))
-    e2e = next(r for r in rows if r["mode"].startswith("end-to-end") and "120" in r["mode"])
-    lat10 = next(r for r in rows if r["mode"].startswith("end-to-end") and " 10 fps" in r["mode"])
-    bapp = next((r for r in rows if r["mode"].startswith("benchmark_app")), None)
-    ratios = {"async_vs_sync": round(best_async / sync, 3) if sync else None,
-              "e2e_vs_benchmark_app": round(e2e["fps"] / bapp["fps"], 3)
-              if bapp and bapp.get("fps") else None}
+        [("e2e", None), ("bapp", False), ("bapp", True), ("bapp_cls", None), ("latency", cfg),
+         ("latency", lat_cfg)]
+    total = len(steps) * rounds
+    per_round: list[list[dict]] = []
+    i = 0
+    with tempfile.TemporaryDirectory(prefix="expressiond-bench.") as tmp:
+        work = Path(tmp)
+        ref = modes.reference(cfg, work)
+        n_req, precision = ref["num_requests"], ref["inference_precision"]
+        for rnd in range(1, rounds + 1):
+            rows = []
+            for kind, arg in steps:
+                i += 1
+                progress(f"[{i}/{total}] round {rnd}: {kind}{f' x{arg}' if kind == 'async' else ''}"
+                         f"{' dynamic' if kind == 'bapp' and arg else ''} "
+                         f"(load {modes.load_avg()})")
+                if kind == "sync":
+                    rows.append(modes.sync_loop(cfg, frames, seconds))
+                elif kind == "async":
+                    rows.append(modes.async_pipeline(cfg, frames, seconds, arg))
+                elif kind == "e2e":
+                    rows.append(modes.end_to_end(cfg, clip, seconds, E2E_SOURCE_FPS, work))
+                elif kind == "bapp":
+                    rows.append(modes.benchmark_app(cfg, ref, "detector", shape, seconds,
+                                                    dynamic=arg))
+                elif kind == "bapp_cls":  # 112x112: about the clip's face crops
+                    rows.append(modes.benchmark_app(cfg, ref, "classifier", (112, 112), seconds))
+                else:
+                    hint = arg.inference.performance_hint
+                    rows.append(modes.end_to_end(arg, clip, 2 * seconds, LATENCY_SOURCE_FPS,
+                                                 work, label=f", {hint}", kind="latency"))
+            per_round.append(rows)
+    table = median_table(per_round)
+    ratios_rounds = [round_ratios(rows) for rows in per_round]
+    ratios = {k: _median([r[k] for r in ratios_rounds]) for k in ratios_rounds[0]}
+    lat = _find(table, "latency", cfg.inference.performance_hint)
+    lat_best = _find(table, "latency", "LATENCY")
+    e2e_rows = [r for r in table if r["kind"] in ("e2e", "latency")]
+    faces_per_frame = _faces_per_frame(table)
     return {
         "ratios": ratios,
-        "latency_ms": lat10["latency_ms"],
-        "peak_rss_mib": round(_rss_mib(), 1),
+        "latency_ms": (lat or {}).get("latency_ms"),
+        "latency_ms_latency_hint": (lat_best or {}).get("latency_ms"),
+        "peak_rss_mib": max((r.get("peak_rss_mib") or 0 for r in e2e_rows), default=None),
+        "peak_rss_note": "the expressiond run child process (VmHWM), not this benchmark process",
         "device": cfg.inference.device,
         "precision": cfg.inference.precision,
-        "clip": str(clip), "frame_size": list(frames[0].shape[:2]), "seconds_per_mode": seconds,
-        "table": rows,
+        "num_requests": n_req, "inference_precision": precision,
+        "models": {"detector": ref["detector_model"], "classifier": ref["classifier_model"]},
+        "clip": str(clip), "frame_size": list(shape), "seconds_per_mode": seconds,
+        "rounds": rounds, "e2e_source_fps": E2E_SOURCE_FPS,
+        "latency_source_fps": LATENCY_SOURCE_FPS,
+        "combined_ceiling_fps": _combined_ceiling(table, faces_per_frame),
+        "faces_per_frame": faces_per_frame,
+        "table": table, "ratios_rounds": ratios_rounds,
+        "rounds_detail": per_round,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_description(),
-        "versions": {"expressiond": __version__, "openvino": OV_VERSION,
-                     "python": platform.python_version(), "opencv": cv2.__version__,
-                     "numpy": np.__version__},
+        "load_avg_start": load_start,
+        "versions": versions(),
     }
+
+
+def median_table(per_round: list[list[dict]]) -> list[dict]:
+    """One row per mode: the median of each figure over the rounds (+ per-round fps)."""
+    out = []
+    for idx, first in enumerate(per_round[0]):
+        same = [rows[idx] for rows in per_round]
+        row = {k: v for k, v in first.items() if k not in ROW_KEYS and k != "latency_ms"}
+        for k in ROW_KEYS:
+            row[k] = _median([r.get(k) for r in same])
+        lats = [r.get("latency_ms") or {} for r in same]
+        row["latency_ms"] = {p: _median([lat.get(p) for lat in lats]) for p in ("p50", "p99")}
+        row["fps_rounds"] = [r.get("fps") for r in same]
+        for k in ("peak_rss_mib", "pss_mib"):
+            if k in first:
+                row[k] = max((r.get(k) or 0 for r in same), default=None)
+        errors = [r["error"] for r in same if r.get("error")]
+        row["error"] = errors[0] if errors else None
+        out.append(row)
+    return out
+
+
+def round_ratios(rows: list[dict]) -> dict:
+    sync = _find(rows, "sync")
+    best_async = max((r["fps"] or 0 for r in rows if r["kind"] == "async"), default=0)
+    e2e = _find(rows, "e2e")
+    bapp = next((r for r in rows if r["kind"] == "bapp" and "dynamic" not in r["mode"]), None)
+    bapp_dyn = next((r for r in rows if r["kind"] == "bapp" and "dynamic" in r["mode"]), None)
+    best_async_row = max((r for r in rows if r["kind"] == "async"), key=lambda r: r["fps"] or 0)
+    cls = next((r for r in rows if r["mode"] == "benchmark_app classifier"), None)
+    fpf = e2e["faces_per_s"] / e2e["fps"] if e2e.get("fps") and e2e.get("faces_per_s") else None
+    ceiling = ceiling_cpu = None
+    if bapp and cls and fpf is not None and bapp["fps"] and cls["fps"]:
+        # detector + classifier for this clip's faces per frame: inference alone, no decode
+        ceiling = 1.0 / (1.0 / bapp["fps"] + fpf / cls["fps"])
+        if bapp["cpu_ms_per_frame"] and cls["cpu_ms_per_frame"]:
+            ceiling_cpu = bapp["cpu_ms_per_frame"] + fpf * cls["cpu_ms_per_frame"]
+    return {
+        "async_vs_sync": _ratio(best_async, sync["fps"]),
+        "e2e_vs_benchmark_app": _ratio(e2e["fps"], bapp and bapp["fps"]),
+        "e2e_vs_benchmark_app_dynamic": _ratio(e2e["fps"], bapp_dyn and bapp_dyn["fps"]),
+        "e2e_vs_sync": _ratio(e2e["fps"], sync["fps"]),
+        # the most any async scheme can gain over the sync loop here: the inference ceiling
+        "benchmark_app_vs_sync": _ratio(bapp and bapp["fps"], sync["fps"]),
+        # CPU-normalised: frames per CPU-second; moves least when other work shares the box
+        "async_vs_sync_per_cpu": _ratio(sync["cpu_ms_per_frame"],
+                                        best_async_row["cpu_ms_per_frame"]),
+        "e2e_vs_benchmark_app_per_cpu": _ratio(bapp and bapp["cpu_ms_per_frame"],
+                                               e2e["cpu_ms_per_frame"]),
+        # against benchmark_app's detector + classifier (per face) ceiling
+        "e2e_vs_inference_ceiling": _ratio(e2e["fps"], ceiling),
+        "e2e_vs_inference_ceiling_per_cpu": _ratio(ceiling_cpu, e2e["cpu_ms_per_frame"]),
+    }
+
+
+def _find(rows: list[dict], kind: str, hint: str | None = None) -> dict | None:
+    return next((r for r in rows if r["kind"] == kind
+                 and (hint is None or str(r.get("hint", "")).upper() == hint.upper())), None)
+
+
+def _faces_per_frame(table: list[dict]) -> float | None:
+    e2e = _find(table, "e2e")
+    if e2e and e2e.get("fps") and e2e.get("faces_per_s"):
+        return round(e2e["faces_per_s"] / e2e["fps"], 3)
+    return None
+
+
+def _combined_ceiling(table: list[dict], faces_per_frame: float | None) -> float | None:
+    """benchmark_app's detector and classifier rates combined for this clip's faces per frame:
+    what the inference alone allows end to end, before decode and Python."""
+    det = next((r for r in table if r["mode"] == "benchmark_app detector"), None)
+    cls = next((r for r in table if r["mode"] == "benchmark_app classifier"), None)
+    if not (det and cls and det.get("fps") and cls.get("fps") and faces_per_frame is not None):
+        return None
+    return round(1.0 / (1.0 / det["fps"] + faces_per_frame / cls["fps"]), 3)
+
+
+def _ratio(a, b) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def _median(values: list):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def versions() -> dict:
+    return {"expressiond": __version__, "openvino": OV_VERSION,
+            "python": platform.python_version(), "opencv": cv2.__version__,
+            "numpy": np.__version__}
 
 
 def machine_description() -> str:
@@ -208,56 +234,21 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
-def print_table(result: dict) -> None:
-    print(f"{'mode':<38} {'fps':>7} {'faces/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for r in result["table"]:
-        lat = r.get("latency_ms") or {}
-        fps = f"{r['fps']:.2f}" if r.get("fps") is not None else "-"
-        faces = f"{r['faces_per_s']:.2f}" if r.get("faces_per_s") is not None else "-"
-        print(f"{r['mode']:<38} {fps:>7} {faces:>8} {lat.get('p50', '-'):>8} {lat.get('p99', '-'):>8}")
-    print("ratios: " + ", ".join(f"{k} {v}" for k, v in result["ratios"].items()))
-    print(f"peak RSS {result['peak_rss_mib']} MiB; {result['device']} {result['precision']}; "
-          f"{result['machine']}; OpenVINO {result['versions']['openvino']}")
-
-
-def plot(result: dict, out: Path) -> None:
-    """A bar chart of fps per mode, drawn with OpenCV (no plotting library needed)."""
-    rows = [r for r in result["table"] if r.get("fps")]
-    width, bar_h, left = 900, 34, 330
-    height = 70 + bar_h * len(rows) + 40
-    img = np.full((height, width, 3), 255, np.uint8)
-    top = max(r["fps"] for r in rows)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, f"expressiond benchmark: {result['device']} {result['precision']} (fps)",
-                (10, 30), font, 0.7, (0, 0, 0), 2)
-    for i, r in enumerate(rows):
-        y = 60 + i * bar_h
-        length = int((width - left - 80) * r["fps"] / top)
-        color = (60, 140, 230) if "sync" in r["mode"] else (80, 170, 80)
-        cv2.rectangle(img, (left, y), (left + length, y + bar_h - 8), color, -1)
-        cv2.putText(img, r["mode"][:40], (10, y + 18), font, 0.45, (0, 0, 0), 1)
-        cv2.putText(img, f"{r['fps']:.1f}", (left + length + 6, y + 18), font, 0.5, (0, 0, 0), 1)
-    ratio = result["ratios"]
-    cv2.putText(img, f"async/sync {ratio['async_vs_sync']}  e2e/benchmark_app "
-                f"{ratio['e2e_vs_benchmark_app']}  {result['date'][:10]}",
-                (10, height - 14), font, 0.5, (0, 0, 0), 1)
-    if not cv2.imwrite(str(out), img):
-        raise SystemExit(f"expressiond: error: cannot write {out}")
 
 
 def write_json(result: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
 def samples_clip(models_dir: Path, out: Path, size: tuple[int, int] = (960, 640),
                  frames_each: int = 10) -> Path:
-    """A clip made from the bundled sample photos, for runs without a clip of one's own."""
+    """The demo clip `models build` made from the sample photos (else one made now), for runs
+    without a clip of one's own."""
+    demo = paths.sample_clip(models_dir)
+    if demo.is_file():
+        return demo
     photos = sorted((Path(models_dir) / "samples").glob("sample*.jpg"))
     if not photos:
         raise SystemExit(f"expressiond: error: no sample photos in {models_dir}/samples: "
