@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_USAGE, ExpressiondError
-from .paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, PRECISIONS, default_models_dir
+from .paths import BUILTIN_CLASSIFIER, DEFAULT_DETECTOR, PRECISIONS, default_models_dir
 
 
 def _models_dir(args) -> Path:
@@ -27,7 +27,7 @@ def _analyzer(args):
     return FaceAnalyzer(AnalyzerSettings(
         models_dir=_models_dir(args), device=args.device, precision=args.precision,
         detector=args.detector, classifier=args.classifier,
-        score_threshold=args.threshold))
+        score_threshold=args.threshold, flip=args.flip, crop=args.crop, margin=args.margin))
 
 
 def cmd_models_build(args) -> int:
@@ -66,6 +66,12 @@ def cmd_evaluate(args) -> int:
         print(file=sys.stderr)
     dump_json(result) if args.json else print_report(result)
     return 1 if result["errors"] else 0
+
+
+def cmd_evaluate_detector(args) -> int:
+    from .evaluate import run_clips
+
+    return run_clips(_analyzer(args), args.clips, args.json)
 
 
 DEFAULT_CONFIG = "/etc/expressiond/expressiond.toml"
@@ -181,9 +187,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
     p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
     p.add_argument("--models", metavar="DIR", help="built model directory (default: %(default)s)")
-    p.add_argument("--detector", default=BUILTIN_DETECTOR, help="detector: builtin name or .xml")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector: model name or .xml")
     p.add_argument("--classifier", default=BUILTIN_CLASSIFIER, help="classifier: builtin or .xml")
     p.add_argument("--threshold", type=float, default=None, help="face score threshold")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="average each face with its mirror image (default: on)")
+    p.add_argument("--crop", default="auto", choices=("auto", "model", "box", "square"),
+                   help="how a face box becomes the classifier input (default: auto)")
+    p.add_argument("--margin", type=float, default=None, help="scale the face box first")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -215,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--crops", action="store_true", help="each image is already one face")
     _add_model_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    clips = sub.add_parser("evaluate-detector", help="faces per frame on video clips")
+    clips.add_argument("clips", nargs="+", metavar="VIDEO")
+    _add_model_options(clips)
+    clips.set_defaults(func=cmd_evaluate_detector)
 
     run = sub.add_parser("run", help="run the daemon: cameras -> expressions -> events")
     run.add_argument("--config", metavar="FILE",

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from expressiond import paths
 from expressiond.config_lines import KeyPath, format_path
 from expressiond.config_types import (
+    CLASSIFIER_ONLY_KEYS,
+    CROP_POLICIES,
     DETECTOR_ONLY_KEYS,
     URL_SCHEMES,
     CameraConfig,
@@ -67,7 +69,7 @@ def build_config(
     )
     models_dir = root.path("models_dir")
     inference = _inference(root.table("inference"))
-    detector = _model(root.table("detector"), paths.BUILTIN_DETECTOR, "detector")
+    detector = _model(root.table("detector"), paths.DEFAULT_DETECTOR, "detector")
     classifier = _model(root.table("classifier"), paths.BUILTIN_CLASSIFIER, "classifier")
     cameras = _cameras(root, require_cameras)
     tracking = _tracking(root.table("tracking"))
@@ -111,19 +113,27 @@ def _inference(sec: Section | None) -> InferenceConfig:
 def _model(sec: Section | None, builtin: str, role: str) -> ModelConfig:
     if sec is None:
         return ModelConfig(builtin)
+    names = paths.DETECTOR_MODELS if role == "detector" else (builtin,)
     model = sec.string(
         "model",
         builtin,
-        f'"{builtin}" or a path to an OpenVINO IR .xml file (with .bin and .json beside it)',
-        ok=lambda v: v == builtin or (not v.startswith("face-api/") and v.lower().endswith(".xml")),
+        ", ".join(f'"{n}"' for n in names)
+        + " or a path to an OpenVINO IR .xml file (with .bin and .json beside it)",
+        ok=lambda v: v in names or (not v.startswith(("face-api/", "omz/"))
+                                    and v.lower().endswith(".xml")),
     )
     device = sec.device("device")
     precision = sec.choice("precision", None, paths.PRECISIONS)
     if role == "classifier":
         for key in DETECTOR_ONLY_KEYS:
             sec.forbid(key, f"only the detector uses {key}; move it to [detector] or remove it")
+        flip = sec.boolean("flip", True)
+        crop = sec.choice("crop", "auto", CROP_POLICIES)
+        margin = sec.number("margin", None, "a number from 0.5 to 4", lambda v: 0.5 <= v <= 4)
         sec.finish()
-        return ModelConfig(model, device, precision)
+        return ModelConfig(model, device, precision, flip=flip, crop=crop, margin=margin)
+    for key in CLASSIFIER_ONLY_KEYS:
+        sec.forbid(key, f"only the classifier uses {key}; move it to [classifier] or remove it")
     threshold = sec.number("threshold", 0.5, "a number > 0 and < 1", lambda v: 0 < v < 1)
     nms_iou = sec.number("nms_iou", 0.5, "a number > 0 and <= 1", lambda v: 0 < v <= 1)
     max_faces = sec.integer("max_faces", 20, "an integer from 1 to 1000", lambda v: 1 <= v <= 1000)

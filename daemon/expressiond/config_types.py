@@ -22,7 +22,9 @@ SAMPLES_SOURCE = "samples"  # camera source meaning the clip <models_dir>/sample
 # network stream schemes a camera source may use; keep in step with capture.STREAM_SCHEMES
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 DETECTOR_ONLY_KEYS = ("threshold", "nms_iou", "max_faces", "min_face_px")
-CLASSIFIER_KEYS = ("model", "device", "precision")
+CLASSIFIER_ONLY_KEYS = ("flip", "crop", "margin")
+CLASSIFIER_KEYS = ("model", "device", "precision") + CLASSIFIER_ONLY_KEYS
+CROP_POLICIES = ("auto", "model", "box", "square")  # [classifier] crop; see ModelConfig
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -40,7 +42,7 @@ def hostname_device_id(hostname: str | None = None) -> str:
 @dataclass(frozen=True)
 class InferenceConfig:
     device: str = "CPU"
-    precision: str = "FP32"
+    precision: str = "FP32"  # one of paths.PRECISIONS: FP32 | FP16 | INT8 (builtin models)
     num_requests: int | str = "auto"  # int >= 1 or "auto" (OPTIMAL_NUMBER_OF_INFER_REQUESTS)
     performance_hint: str = "THROUGHPUT"  # LATENCY | THROUGHPUT | none
     cache_dir: str | None = None  # None = paths.default_cache_dir()
@@ -50,8 +52,13 @@ class InferenceConfig:
 class ModelConfig:
     """One network. ``device``/``precision`` None = take them from [inference].
 
-    The classifier uses only model, device and precision; the other fields keep their
-    defaults there (the schema rejects them in [classifier]).
+    The classifier uses only model, device, precision and CLASSIFIER_ONLY_KEYS; the detector
+    does not use those. Each keeps the other's defaults (the schema rejects them).
+    flip: average the scores of the face and its mirror image (one batch-2 request).
+    crop: how a face box becomes the classifier input: "box" as found, "square" (the short
+    side grown to the long one), "model" (the metadata's input.crop), "auto" ("square" for the
+    builtin face-api/expression, else "model"). margin: scale the box about its centre first
+    (None: the metadata's input.crop.enlarge with "model", else 1.0).
     """
 
     model: str
@@ -61,10 +68,14 @@ class ModelConfig:
     nms_iou: float = 0.5
     max_faces: int = 20
     min_face_px: int = 20
+    flip: bool = True
+    crop: str = "auto"
+    margin: float | None = None
 
     @property
     def is_builtin(self) -> bool:
-        return self.model in paths.BUILTIN_MODELS
+        """A model name (built or bundled), not a path to an .xml file."""
+        return self.model in paths.NAMED_MODELS
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,7 @@ class Config:
     device_id: str = field(default_factory=hostname_device_id)
     models_dir: str | None = None
     inference: InferenceConfig = InferenceConfig()
-    detector: ModelConfig = ModelConfig(paths.BUILTIN_DETECTOR)
+    detector: ModelConfig = ModelConfig(paths.DEFAULT_DETECTOR)
     classifier: ModelConfig = ModelConfig(paths.BUILTIN_CLASSIFIER)
     cameras: tuple[CameraConfig, ...] = ()
     tracking: TrackingConfig = TrackingConfig()
@@ -190,7 +201,8 @@ class Config:
             "device_id": self.device_id,
             "models_dir": self.models_dir,
             "inference": asdict(self.inference),
-            "detector": asdict(self.detector),
+            "detector": {key: value for key, value in asdict(self.detector).items()
+                         if key not in CLASSIFIER_ONLY_KEYS},
             "classifier": {key: getattr(self.classifier, key) for key in CLASSIFIER_KEYS},
             "cameras": [_camera_dict(camera, redact_secrets) for camera in self.cameras],
             "tracking": asdict(self.tracking),

@@ -4,9 +4,10 @@ Model IR layout (built by ``expressiond models build``)::
 
     <models_dir>/<name>/<precision>/model.xml, model.bin, model.json (metadata)
 
-e.g. ``models/ir/face-api/expression/FP16/model.xml``. ``<models_dir>/samples/`` holds the
-sample photos that came with the pinned upstream package and ``demo.avi``, a clip made from
-them (the camera source "samples", used by ``make demo``).
+with precision FP32, FP16 or INT8 (quantised from FP32 when NNCF is installed), e.g.
+``models/ir/face-api/expression/FP16/model.xml``. ``<models_dir>/samples/`` holds the sample
+photos that came with the pinned upstream package and ``demo.avi``, a clip made from them (the
+camera source "samples", used by ``make demo``; INT8 is calibrated on the photos).
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ from pathlib import Path
 
 BUILTIN_DETECTOR = "face-api/ssd_mobilenetv1"
 BUILTIN_CLASSIFIER = "face-api/expression"
-BUILTIN_MODELS = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
-PRECISIONS = ("FP32", "FP16")
+BUILTIN_MODELS = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)  # built by `models build`
+# Third-party IR committed to the checkout under models/<name>/<precision>/ (see the SOURCES.md
+# there); found in <models_dir>/<name>/ first, else in the checkout (bundled_model_dir).
+BUNDLED_DETECTOR = "omz/face-detection-retail-0005"  # Open Model Zoo, Apache-2.0
+BUNDLED_MODELS = (BUNDLED_DETECTOR,)
+NAMED_MODELS = BUILTIN_MODELS + BUNDLED_MODELS  # every model name a config may use
+# face-api's SSD finds no face in close-ups that fill the frame (0 of 70 dev photos); the
+# bundled detector finds all 70, at a fifth of the cost (benchmarks/closeup.py)
+DEFAULT_DETECTOR = BUNDLED_DETECTOR
+DETECTOR_MODELS = (DEFAULT_DETECTOR, BUILTIN_DETECTOR)
+FLOAT_PRECISIONS = ("FP32", "FP16")  # IR made from a source model (models build, convert)
+PRECISIONS = FLOAT_PRECISIONS + ("INT8",)  # what a config may ask for; INT8: builtin models only
 
 
 def default_models_dir() -> Path:
@@ -37,7 +48,22 @@ def default_models_dir() -> Path:
 
 
 def builtin_model_dir(models_dir: Path, name: str, precision: str) -> Path:
-    return Path(models_dir) / name / precision
+    """<models_dir>/<name>/<precision>. A bundled model missing there comes from the checkout;
+    it has no INT8 IR, so INT8 gives its FP16 IR."""
+    folder = Path(models_dir) / name / precision
+    if name not in BUNDLED_MODELS or (folder / "model.xml").is_file():
+        return folder
+    tries = (precision, "FP16") if precision == "INT8" else (precision,)
+    for p in tries:
+        for candidate in (Path(models_dir) / name / p, bundled_model_dir(name, p)):
+            if (candidate / "model.xml").is_file():
+                return candidate
+    return folder
+
+
+def bundled_model_dir(name: str, precision: str) -> Path:
+    """Where a bundled model's IR is committed: <checkout>/models/<name>/<precision>."""
+    return Path(__file__).resolve().parents[2] / "models" / name / precision
 
 
 def samples_dir(models_dir: Path | None = None) -> Path:

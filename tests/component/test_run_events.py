@@ -72,9 +72,9 @@ def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_image
     them: every face found by classify starts and ends a track."""
     import cv2
 
-    from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
+    from expressiond.inference.analyzer import FaceAnalyzer, product_settings
 
-    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir))
+    analyzer = FaceAnalyzer(product_settings(models_dir))  # what the daemon runs by default
     frames, expected = [], []
     for path in sample_images[:2]:
         image = cv2.resize(cv2.imread(str(path)), (960, 640), interpolation=cv2.INTER_AREA)

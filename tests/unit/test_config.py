@@ -108,7 +108,7 @@ def test_defaults_match_the_interface_contract(monkeypatch):
     assert cfg.device_id == "box-example"
     assert cfg.models_dir is None
     assert cfg.inference == InferenceConfig("CPU", "FP32", "auto", "THROUGHPUT", None)
-    assert cfg.detector == ModelConfig("face-api/ssd_mobilenetv1", None, None, 0.5, 0.5, 20, 20)
+    assert cfg.detector == ModelConfig("omz/face-detection-retail-0005", None, None, 0.5, 0.5, 20, 20)
     assert cfg.classifier.model == "face-api/expression"
     assert (cfg.classifier.device, cfg.classifier.precision) == (None, None)
     assert cfg.cameras == (CameraConfig("door", "/dev/video0", 10.0, False, None, None, 30.0),)
@@ -210,7 +210,7 @@ def test_to_dict_is_json_and_round_trips():
     data = cfg.to_dict(redact_secrets=False)
     assert json.loads(json.dumps(data)) == data
     assert set(data) == {f.name for f in dataclasses.fields(Config)} - {"key_lines"}
-    assert set(data["classifier"]) == {"model", "device", "precision"}
+    assert set(data["classifier"]) == {"model", "device", "precision", "flip", "crop", "margin"}
     back = Config.from_dict(json.loads(json.dumps(data)))
     assert back == cfg and back.source == "full.toml"
     minimal = parse_config(MINIMAL)
@@ -336,6 +336,22 @@ def test_check_model_files_uses_the_precision_of_each_model(tmp_path):
         check_model_files(
             _with_models_dir(tmp_path, '[inference]\nprecision = "FP16"\n[detector]\nprecision = "FP16"\n')
         )
+
+
+def test_int8_precision_is_accepted_globally_and_per_model(tmp_path):
+    assert paths.PRECISIONS == ("FP32", "FP16", "INT8")
+    cfg = parse_config('[inference]\nprecision = "INT8"\n[detector]\nprecision = "FP16"\n' + MINIMAL)
+    assert cfg.model_precision(cfg.detector) == "FP16"
+    assert cfg.model_precision(cfg.classifier) == "INT8"
+    cfg = parse_config('[classifier]\nprecision = "INT8"\n' + MINIMAL)
+    assert (cfg.model_precision(cfg.detector), cfg.model_precision(cfg.classifier)) == ("FP32", "INT8")
+    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP32")
+    _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "INT8")
+    face_api = f'[detector]\nmodel = "{paths.BUILTIN_DETECTOR}"\n'
+    check_model_files(_with_models_dir(tmp_path, face_api + '[classifier]\nprecision = "INT8"\n'))
+    with pytest.raises(ModelError, match=r"detector\.model: face-api/ssd_mobilenetv1 INT8 is not "
+                                         r"built: .*INT8; run: expressiond models build"):
+        check_model_files(_with_models_dir(tmp_path, '[inference]\nprecision = "INT8"\n' + face_api))
 
 
 def test_check_model_files_default_models_dir_comes_from_paths(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from ..errors import ModelError
+from ..paths import BUILTIN_CLASSIFIER
 from . import faceapi
 from .metadata import ModelMeta
 from .ovcompat import error_reason, port_name
@@ -206,6 +207,18 @@ class ClassifierAdapter(_Adapter):
         self.pad = "centre" if meta.input.embedded else "none"
         self.crop_square = meta.input.crop_square
         self.crop_enlarge = meta.input.crop_enlarge
+        self.flip = False
+
+    def set_crop(self, crop: str = "model", margin: float | None = None) -> None:
+        """Override the metadata's crop policy ([classifier] crop and margin)."""
+        self.crop_square, self.crop_enlarge = crop_policy(self.meta, crop, margin)
+
+    def mirror_average(self) -> None:
+        """Average over the crop and its mirror image, inside the graph (augment.py)."""
+        from .augment import mirror_average
+
+        self.model = mirror_average(self.model, self.where)
+        self.flip = True
 
     def scores(self, outputs: tuple[np.ndarray, ...]) -> dict[str, float]:
         values = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
@@ -219,6 +232,22 @@ class ClassifierAdapter(_Adapter):
         if self.crop_square or self.crop_enlarge != 1.0:
             box = grow_box(box, self.crop_square, self.crop_enlarge)
         return faceapi.face_crop(image, box)
+
+
+def crop_policy(meta: ModelMeta, crop: str, margin: float | None) -> tuple[bool, float]:
+    """(square, enlarge) for a [classifier] crop setting: "model" keeps the metadata's input.crop,
+    "box"/"square" the box as found or made square; "auto" is "square" for the builtin
+    face-api/expression when its metadata names no crop (measured better on close-ups: the
+    net zero-pads a crop to square, a square crop gives it face pixels there instead), else
+    "model". ``margin`` (None: the metadata's enlarge for "model", else 1.0) scales the box."""
+    if crop == "auto":
+        has_own = "crop" in (meta.raw.get("input") or {})
+        crop = "square" if meta.name == BUILTIN_CLASSIFIER and not has_own else "model"
+    if crop == "model":
+        return meta.input.crop_square, meta.input.crop_enlarge if margin is None else margin
+    if crop not in ("box", "square"):
+        raise ValueError(f"unknown crop policy {crop!r}")
+    return crop == "square", 1.0 if margin is None else margin
 
 
 def grow_box(box, square: bool, enlarge: float):

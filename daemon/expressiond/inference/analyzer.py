@@ -1,16 +1,25 @@
 """Synchronous detect-then-classify for one image at a time (``classify``, ``evaluate``,
-warm-up). The daemon's frame path uses the asynchronous pipeline instead."""
+warm-up, benchmarks/closeup.py). The daemon's frame path uses the asynchronous pipeline instead.
+
+The settings' defaults run the models exactly as their metadata describes them (face-api's SSD
+and expression net as the original library does; tests/golden relies on that).
+``product_settings`` gives what the daemon's default config runs: the bundled detector, flip
+averaging and the "auto" crop. Extras for measuring alternatives: ``detector_pads`` runs the
+detector on the frame centred in a canvas ``pad`` times its size (several pads: one NMS over
+all), ``ensemble`` averages in a second classifier for the labels it has.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..devices import effective_precision
 from ..events import Face
-from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR
+from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, DEFAULT_DETECTOR
+from . import faceapi
 from .engine import CompiledNet, compile_net
 from .metadata import resolve_model
 
@@ -26,6 +35,18 @@ class AnalyzerSettings:
     performance_hint: str | None = "LATENCY"
     cache_dir: str | None = None
     static_shapes: bool = False  # what NPU/MYRIAD get; testable on the CPU
+    flip: bool = False  # average each face with its mirror image (one batch-2 request)
+    crop: str = "model"  # auto | model | box | square (adapters.crop_policy)
+    margin: float | None = None
+    detector_pads: tuple[float, ...] = (1.0,)  # measurement only: padded / multi-scale detection
+    ensemble: str | None = None  # measurement only: a second classifier, e.g. OMZ emotions-0003
+    ensemble_weight: float = 0.5
+
+
+def product_settings(models_dir: Path, **overrides) -> AnalyzerSettings:
+    """The daemon's defaults (config/expressiond.toml) as analyzer settings."""
+    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto")
+    return replace(base, **overrides)
 
 
 class FaceAnalyzer:
@@ -38,18 +59,25 @@ class FaceAnalyzer:
         self._cls = self.classifier.adapter
         self._det_req = self.detector.compiled.create_infer_request()
         self._cls_req = self.classifier.compiled.create_infer_request()
+        self.ensemble: CompiledNet | None = None
+        if s.ensemble:
+            self.ensemble = self._compile(s.ensemble, "classifier", crop="model")
+            self._ens_req = self.ensemble.compiled.create_infer_request()
         self.input_size = int(self.detector.meta.postprocess.get("input_size", 512))
         self.score_threshold = (s.score_threshold if s.score_threshold is not None
                                 else self._det.score_threshold)
         self.nms_iou = self._det.nms_iou
         self.max_results = self._det.max_results
 
-    def _compile(self, spec: str, kind: str) -> CompiledNet:
+    def _compile(self, spec: str, kind: str, crop: str | None = None) -> CompiledNet:
         s = self.settings
         precision = effective_precision(s.device, s.precision)
+        options = {}
+        if kind == "classifier":
+            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin}
         return compile_net(resolve_model(spec, s.models_dir, precision), kind, s.device,
                            precision, s.performance_hint, s.cache_dir,
-                           static_shapes=s.static_shapes)
+                           static_shapes=s.static_shapes, **options)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -61,19 +89,89 @@ class FaceAnalyzer:
         return self._det.raw(self._det.fetch(self._det_req))
 
     def detect(self, image: np.ndarray):
+        """-> [(score, relative box, pixel box)] as DetectorAdapter.detect, best first."""
+        pads = self.settings.detector_pads
+        if pads == (1.0,):
+            return self._detect_once(image)
+        height, width = image.shape[:2]
+        found = []
+        for pad in pads:
+            canvas, (x0, y0) = pad_centred(image, pad)
+            for score, _rel, (x, y, w, h) in self._detect_once(canvas):
+                px = (x - x0, y - y0, w, h)
+                found.append((score, (px[0] / width, px[1] / height, w / width, h / height), px))
+        if len(pads) == 1 or not found:
+            return found
+        tlbr = np.array([[r[1], r[0], r[1] + r[3], r[0] + r[2]] for _s, r, _p in found])
+        keep = faceapi.nms_faceapi(tlbr, np.array([f[0] for f in found]), self.max_results,
+                                   self.nms_iou, self.score_threshold)
+        return [found[i] for i in keep]
+
+    def _detect_once(self, image: np.ndarray):
         self._det_req.infer({0: self._det.prepare(image)})
         return self._det.detect(self._det.fetch(self._det_req), image.shape[1], image.shape[0],
                                 self.score_threshold, self.nms_iou, self.max_results)
 
     def classify(self, crop: np.ndarray) -> dict[str, float]:
+        """Class scores for one face image (the ensemble, if any, sees the same pixels)."""
+        scores = self._classify(crop)
+        if self.ensemble is not None:
+            scores = merge_ensemble(scores, self._classify_ensemble(crop),
+                                    self.settings.ensemble_weight)
+        return scores
+
+    def _classify(self, crop: np.ndarray) -> dict[str, float]:
         self._cls_req.infer({0: self._cls.prepare(np.ascontiguousarray(crop))})
         return self._cls.scores(self._cls.fetch(self._cls_req))
+
+    def _classify_ensemble(self, crop: np.ndarray) -> dict[str, float]:
+        adapter = self.ensemble.adapter
+        self._ens_req.infer({0: adapter.prepare(np.ascontiguousarray(crop))})
+        return adapter.scores(adapter.fetch(self._ens_req))
+
+    def classify_face(self, image: np.ndarray, box) -> dict[str, float] | None:
+        """Scores for the face at ``box`` (pixels), each model cropping by its own policy."""
+        crop = self._cls.crop(image, box)
+        if crop is None:
+            return None
+        scores = self._classify(crop)
+        if self.ensemble is not None:
+            other = self.ensemble.adapter.crop(image, box)
+            if other is not None:
+                scores = merge_ensemble(scores, self._classify_ensemble(other),
+                                        self.settings.ensemble_weight)
+        return scores
 
     def analyze(self, image: np.ndarray) -> list[Face]:
         faces = []
         for score, _rel, box in self.detect(image):
-            crop = self._cls.crop(image, box)
-            if crop is None:
-                continue
-            faces.append(Face(box=box, score=score, scores=self.classify(crop)))
+            scores = self.classify_face(image, box)
+            if scores is not None:
+                faces.append(Face(box=box, score=score, scores=scores))
         return faces
+
+
+def merge_ensemble(primary: dict[str, float], other: dict[str, float],
+                   weight: float) -> dict[str, float]:
+    """Blend ``other`` into ``primary`` for the labels both have, keeping the probability mass
+    those labels had in ``primary`` (labels only ``primary`` has are left as they are)."""
+    shared = [label for label in primary if label in other]
+    mass = sum(primary[label] for label in shared)
+    other_mass = sum(other[label] for label in shared) or 1.0
+    out = dict(primary)
+    for label in shared:
+        out[label] = (1 - weight) * primary[label] + weight * mass * other[label] / other_mass
+    return out
+
+
+def pad_centred(image: np.ndarray, pad: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image centred on a black square canvas ``pad`` times its longer side (pad <= 1:
+    the image itself), and the image's offset in it."""
+    height, width = image.shape[:2]
+    side = int(round(max(height, width) * pad))
+    if pad <= 1.0 or side <= max(height, width):
+        return image, (0, 0)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    y0, x0 = (side - height) // 2, (side - width) // 2
+    canvas[y0:y0 + height, x0:x0 + width] = image
+    return canvas, (x0, y0)

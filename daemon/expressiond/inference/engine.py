@@ -117,16 +117,23 @@ def cache_dir_for(plan: DevicePlan, configured: str | None) -> str | None:
 
 def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
                 performance_hint: str | None = None, cache_dir: str | None = None,
-                core: Core | None = None, *, static_shapes: bool = False) -> CompiledNet:
+                core: Core | None = None, *, static_shapes: bool = False, flip: bool = False,
+                crop: str = "model", margin: float | None = None) -> CompiledNet:
     """Read the IR, check it against its metadata, add the frame input, compile it.
 
     ``static_shapes`` fixes the input size as NPU/MYRIAD need (they get it anyway); it exists
-    so that path can be exercised on the CPU.
+    so that path can be exercised on the CPU. Classifiers only: ``flip`` averages each face
+    with its mirror image in one batch-2 request; ``crop``/``margin`` set the crop policy
+    (adapters.crop_policy). The defaults keep the model exactly as its metadata describes it.
     """
     core = core or shared_core()
     meta = load_meta(files, kind)
     model = read_model(core, files)
     adapter = make_adapter(model, meta, str(files.xml))
+    if isinstance(adapter, ClassifierAdapter):
+        adapter.set_crop(crop, margin)
+        if flip:
+            adapter.mirror_average()
     plan = plan_for(core, device)
     if plan.note:
         log.warning("%s", plan.note)
@@ -145,9 +152,16 @@ def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
     try:
         compiled = core.compile_model(adapter.model, plan.device, config)
     except Exception as exc:  # noqa: BLE001
-        raise compile_error(core, adapter.model, plan, meta, files, exc) from exc
+        error = compile_error(core, adapter.model, plan, meta, files, exc)
+        if flip:
+            error = DeviceError(f"{error}; or set flip = false in [classifier] (flip averaging "
+                                "adds Slice, Concat and ReduceMean layers)")
+        raise error from exc
     info = {name: plain_value(property_value(compiled, name)) for name in REPORTED_PROPERTIES}
     info["compile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    if isinstance(adapter, ClassifierAdapter):
+        info["flip"] = adapter.flip
+        info["crop"] = {"square": adapter.crop_square, "enlarge": adapter.crop_enlarge}
     if cache:
         info["LOADED_FROM_CACHE"] = plain_value(property_value(compiled, "LOADED_FROM_CACHE"))
     if plan.device != device:

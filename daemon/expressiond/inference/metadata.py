@@ -27,12 +27,13 @@ frames as OpenCV gives them.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
-from ..paths import BUILTIN_MODELS, builtin_model_dir
+from ..paths import NAMED_MODELS, builtin_model_dir
 
 KINDS = ("detector", "classifier")
 OUTPUT_KINDS = {"detector": ("faceapi_ssd", "ssd_detection_out"),
@@ -40,6 +41,8 @@ OUTPUT_KINDS = {"detector": ("faceapi_ssd", "ssd_detection_out"),
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("BGR", "RGB", "GRAY")
 ELEMENT_TYPES = ("u8", "f32", "f16")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,14 @@ class ModelMeta:
 
 
 def resolve_model(spec: str, models_dir: Path, precision: str) -> ModelFiles:
-    """A builtin name ("face-api/expression") or a path to an .xml with .bin/.json beside it."""
-    if spec in BUILTIN_MODELS:
+    """A model name ("face-api/expression", "omz/face-detection-retail-0005") or a path to an
+    .xml with .bin/.json beside it."""
+    if spec in NAMED_MODELS:
         base = builtin_model_dir(models_dir, spec, precision)
         files = ModelFiles(base / "model.xml", base / "model.bin", base / "model.json")
         hint = "run `expressiond models build` (or `make models`)"
+        if base.name != precision:
+            log.info("%s has no %s IR; using its %s IR", spec, precision, base.name)
     else:
         xml = Path(spec)
         files = ModelFiles(xml, xml.with_suffix(".bin"), xml.with_suffix(".json"))

@@ -195,8 +195,10 @@ def build_models(
         say(f"models in {models_dir} are up to date ({len(jobs)} IR)")
     else:
         rows += _build_float(models_dir, todo, download_dir, say)
+    from ..inference.bundled import install_bundled  # the committed default face detector
     from .int8 import build_int8  # after FP32: it is quantised from it, on the samples
 
+    rows += install_bundled(models_dir, say)
     return rows + build_int8(models_dir, force=force, progress=say)
 
 
