@@ -87,7 +87,7 @@ test: setup venv310
 test-py310: venv310
 	@if [ -x $(VENV310)/bin/python ]; then \
 	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
-	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/component tests/golden; \
+	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/unit tests/component tests/golden; \
 	else echo "!! skipped: no $(VENV310)"; fi
 
 # Every benchmark side by side in one run (~10 min on 2 cores): benchmarks/results.json,
