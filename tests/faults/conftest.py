@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from broker import Broker, Certs, Collector, make_certs, mosquitto_available  # noqa: E402
+from broker import Collector  # noqa: E402
+from broker_fixtures import *  # noqa: E402, F403 - the shared certs, broker_factory, broker fixtures
 from fault_results import update_row  # noqa: E402
 from faultkit import Daemon  # noqa: E402
 
@@ -57,36 +58,10 @@ def ov_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def certs(tmp_path_factory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="session")
 def demo_clip(models_dir) -> Path:
     clip = models_dir / "samples" / "demo.avi"
     assert clip.is_file(), "models build makes samples/demo.avi"
     return clip
-
-
-@pytest.fixture
-def broker_factory(tmp_path: Path) -> Iterator:
-    brokers: list[Broker] = []
-
-    def make(**kwargs) -> Broker:
-        if not mosquitto_available():
-            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-        b = Broker(tmp_path / f"broker{len(brokers)}", **kwargs)
-        brokers.append(b)
-        return b.start()
-
-    yield make
-    for b in brokers:
-        b.stop()
-
-
-@pytest.fixture
-def broker(broker_factory) -> Broker:
-    return broker_factory()
 
 
 @pytest.fixture

@@ -7,35 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from broker import LABELS, Broker, Certs, Collector, make_certs, mosquitto_available, mqtt_config
+from broker import LABELS, Broker, Collector, mqtt_config
+from broker_fixtures import *  # noqa: F403 - the shared certs, broker_factory, broker fixtures
 
 PROC_SCRIPT = Path(__file__).with_name("publisher_proc.py")
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture
-def broker_factory(tmp_path: Path) -> Iterator:
-    brokers: list[Broker] = []
-
-    def make(**kwargs) -> Broker:
-        if not mosquitto_available():
-            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-        b = Broker(tmp_path / f"broker{len(brokers)}", **kwargs)
-        brokers.append(b)
-        return b.start()
-
-    yield make
-    for b in brokers:
-        b.stop()
-
-
-@pytest.fixture
-def broker(broker_factory) -> Broker:
-    return broker_factory()
 
 
 @pytest.fixture
