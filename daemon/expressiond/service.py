@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from . import __version__
-from .config import check_model_files, load_config
+from .config import check_camera_sources, check_model_files, load_config
 from .config_types import Config
 from .errors import EXIT_RUNTIME, ExpressiondError
 from .events import ExpressionEvent
@@ -149,9 +149,18 @@ class Service:
             return False
         old, self.runtime = self.runtime, rt
         old.stop()
+        cameras_before = {c.name for c in self.cfg.cameras}
         self.cfg = new
         rt.start()
         log.info("configuration reloaded from %s", new.source)
+        cameras = [c.name for c in new.cameras]
+        if set(cameras) != cameras_before:
+            for sink in self.sinks:
+                if hasattr(sink, "set_cameras"):  # the MQTT sink re-sends HA discovery
+                    try:
+                        sink.set_cameras(cameras)
+                    except Exception:  # noqa: BLE001
+                        log.exception("updating the camera list of %s failed", type(sink).__name__)
         self.notifier.ready(self.status_line())
         return True
 
@@ -249,4 +258,5 @@ class Service:
 def _load_and_check(path: str) -> Config:
     cfg = load_config(path)
     check_model_files(cfg)
+    check_camera_sources(cfg)
     return cfg

@@ -146,13 +146,13 @@ def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
 
     clip = expression_change_clip(tmp_path / "loop.avi", tiles, "happy", "happy", blank=0)
 
-    def config_text(camera: str) -> str:
+    def config_text(camera: str, source: object = clip) -> str:
         return textwrap.dedent(f"""
             [inference]
             num_requests = 1
             [[cameras]]
             name = "{camera}"
-            source = "{clip}"
+            source = "{source}"
             fps = 15
             loop = true
             """)
@@ -168,6 +168,15 @@ def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
         proc.send_signal(signal.SIGHUP)
         time.sleep(2)
         assert proc.poll() is None, "a bad config on reload must not stop the daemon"
+        # a source that start-up would refuse (check_camera_sources) is refused on reload too
+        cfg.write_text(config_text("hall", tmp_path / "gone.avi"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None, "a missing video file on reload must not stop the daemon"
+        cfg.write_text(config_text("hall", tmp_path / "no-such-folder"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None, "a missing image folder on reload must not stop the daemon"
         cfg.write_text(config_text("hall"))
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 60
@@ -186,7 +195,12 @@ def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
             proc.kill()
             proc.wait()
     assert cameras and cameras[-1] == "hall", cameras
-    assert "reload failed, still running the previous config" in err
-    assert "cameras[0].name" in err
-    assert "configuration reloaded" in err
+    failed = [line for line in err.splitlines()
+              if "reload failed, still running the previous config" in line]
+    assert len(failed) == 3, err[-3000:]
+    assert "cameras[0].name" in failed[0]
+    for line, target in zip(failed[1:], ("gone.avi", "no-such-folder"), strict=True):
+        assert "cameras[0].source: video file or image folder" in line, line
+        assert f"{tmp_path / target} does not exist; fix the path" in line, line
+    assert err.count("configuration reloaded") == 1, err[-3000:]
     assert proc.returncode == 0

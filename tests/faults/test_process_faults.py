@@ -9,12 +9,14 @@ commit: that is the documented window, and the test says how many fell into it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import time
 
 import pytest
-from faultkit import daemon_toml, settle_and_tally, subscriber, wait_delivered
+from broker import Collector
+from faultkit import DEVICE_ID, daemon_toml, settle_and_tally, subscriber, wait_delivered
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +98,8 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
         "missing model file": good + '\n[detector]\nmodel = "/nonexistent/model.xml"\n',
         "corrupt model IR": good + f'\n[detector]\nmodel = "{bad_model / "model.xml"}"\n',
         "device not present": good.replace('device = "CPU"', 'device = "GPU"'),
+        "video file missing": good.replace(str(demo_clip), str(tmp_path / "gone.avi")),
+        "image folder missing": good.replace(str(demo_clip), str(tmp_path / "no-such-folder")),
     }
     failures = 0
     for what, text in broken.items():
@@ -120,6 +124,13 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
     reasons = [line.split("previous config: ", 1)[1].replace(str(tmp_path), "<tmp>")
                for line in d.log().splitlines()
                if "reload failed, still running the previous config" in line]
+    assert len(reasons) == failures, reasons
+    missing = [r for r in reasons if "cameras[0].source: video file or image folder" in r]
+    assert len(missing) == 2, reasons
+    for reason, target in zip(missing, ("gone.avi", "no-such-folder"), strict=True):
+        assert reason.startswith("<tmp>/daemon/expressiond.toml:"), reason
+        assert reason.endswith(f"<tmp>/{target} does not exist; fix the path (relative paths "
+                               "start at the working directory)"), reason
     t = settle_and_tally(d, col)
 
     fault_row.update(
@@ -132,3 +143,42 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
     assert len(reasons) == failures
     assert all("\n" not in r and "Traceback" not in r for r in reasons)
     assert "Traceback" not in d.log(), d.log()[-4000:]
+
+
+def test_sighup_camera_change_resends_discovery(broker, subscribers, daemon_factory, models_dir,
+                                                ov_cache, demo_clip, tmp_path):
+    """A reload that renames the camera (door -> hall) re-sends Home Assistant discovery: the
+    retained device config then has hall's entities, and door's reduced to ``platform`` so
+    Home Assistant deletes them (the device and its other entities stay)."""
+    cfg_topic = f"homeassistant/device/{DEVICE_ID}/config"
+    col = Collector(broker, [cfg_topic]).start()
+    subscribers.append(col)
+    good = daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip, broker=broker,
+                       spool=tmp_path / "state" / "spool.db", ha_discovery=True)
+    d = daemon_factory(good)
+    d.start().wait_ready()
+    assert col.wait_for(lambda ms: len(ms) >= 1, 30), d.log()[-3000:]
+    comps = json.loads(col.messages[0].payload)["components"]
+    assert sorted(comps) == [f"{DEVICE_ID}_door_expression", f"{DEVICE_ID}_door_expression_event",
+                             f"{DEVICE_ID}_door_fps"]
+
+    d.config.write_text(good.replace('name = "door"', 'name = "hall"'))
+    d.send(signal.SIGHUP)
+    assert d.wait_log(r"configuration reloaded from", 60), d.log()[-3000:]
+    hall_event = f'"{DEVICE_ID}_hall_expression_event"'.encode()
+    assert col.wait_for(lambda ms: any(hall_event in m.payload for m in ms), 30), d.log()[-3000:]
+    assert all(m.payload for m in col.messages), "the device config must never be emptied"
+
+    late = Collector(broker, [cfg_topic]).start()
+    subscribers.append(late)
+    assert late.wait_for(lambda ms: len(ms) == 1, 10)
+    assert late.messages[0].retain
+    comps = json.loads(late.messages[0].payload)["components"]
+    assert len(comps) == 6, sorted(comps)
+    assert comps[f"{DEVICE_ID}_door_expression_event"] == {"platform": "event"}
+    assert comps[f"{DEVICE_ID}_door_expression"] == {"platform": "sensor"}
+    assert comps[f"{DEVICE_ID}_door_fps"] == {"platform": "sensor"}
+    hall = comps[f"{DEVICE_ID}_hall_expression_event"]
+    assert hall["platform"] == "event" and hall["state_topic"] == f"expressiond/{DEVICE_ID}/hall/event"
+    assert comps[f"{DEVICE_ID}_hall_expression"]["state_topic"] == f"expressiond/{DEVICE_ID}/hall/state"
+    assert d.terminate() == 0, d.log()[-3000:]

@@ -186,6 +186,58 @@ def test_turning_discovery_off_in_the_config_removes_the_device(
     assert late.messages == [], "the retained discovery config must be gone"
 
 
+
+def test_camera_change_resends_discovery_and_deletes_cameras_gone(
+    broker, collector_factory, mqtt_cfg, publisher_factory
+):
+    """What a SIGHUP reload that renames door -> hall and adds yard does to the publisher
+    (Service.reload calls set_cameras): the retained device config names the new cameras
+    and carries the old one's components with only ``platform`` (HA deletes them); the
+    device itself is never emptied. Then door comes back: it is a full entry again."""
+    cfg_topic = "homeassistant/device/dev1/config"
+    col = collector_factory(broker, [cfg_topic])
+    pub = publisher_factory(mqtt_cfg(broker), cameras=("door",))
+    assert col.wait_for(lambda ms: len(ms) == 1, 10)
+    pub.set_cameras(["hall", "yard"])
+    assert col.wait_for(lambda ms: len(ms) == 2, 10), "discovery not re-sent after the change"
+    assert all(m.payload for m in col.messages), "the device config must never be emptied"
+
+    late = collector_factory(broker, [cfg_topic])
+    assert late.wait_for(lambda ms: len(ms) == 1, 10)
+    assert late.messages[0].retain
+    comps = json.loads(late.messages[0].payload)["components"]
+    assert comps["dev1_door_expression_event"] == {"platform": "event"}
+    assert comps["dev1_door_expression"] == {"platform": "sensor"}
+    assert comps["dev1_door_fps"] == {"platform": "sensor"}
+    for cam in ("hall", "yard"):
+        assert comps[f"dev1_{cam}_expression_event"]["state_topic"] == f"expressiond/dev1/{cam}/event"
+        assert comps[f"dev1_{cam}_expression_event"]["event_types"] == LABELS
+        assert comps[f"dev1_{cam}_fps"]["unique_id"] == f"expressiond_dev1_{cam}_fps"
+    assert len(comps) == 9
+
+    pub.set_cameras(["door"])
+    assert col.wait_for(lambda ms: len(ms) == 3, 10)
+    comps = json.loads(col.messages[-1].payload)["components"]
+    assert comps["dev1_door_expression_event"]["state_topic"] == "expressiond/dev1/door/event"
+    assert comps["dev1_hall_expression_event"] == {"platform": "event"}
+    assert comps["dev1_yard_fps"] == {"platform": "sensor"}
+    assert pub.connected
+
+
+def test_camera_change_with_discovery_off_sends_no_config(
+    broker, collector_factory, mqtt_cfg, publisher_factory
+):
+    cfg_topic = "homeassistant/device/dev1/config"
+    col = collector_factory(broker, [cfg_topic])
+    pub = publisher_factory(mqtt_cfg(broker, ha_discovery=False), cameras=("door",))
+    assert col.wait_for(lambda ms: len(ms) == 1 and ms[0].payload == b"", 10)
+    pub.set_cameras(["hall"])
+    pub.publish_stats({"marker": 1})  # goes out after anything set_cameras would have queued
+    stats = collector_factory(broker, ["expressiond/dev1/stats"])
+    assert stats.wait_for(lambda ms: len(ms) >= 1, 10)
+    time.sleep(0.5)
+    assert [m.payload for m in col.messages] == [b""], "ha_discovery = false: no config sent"
+
 def test_broker_outage_in_process_keeps_order(broker, collector_factory, mqtt_cfg, publisher_factory):
     col = collector_factory(broker, [EVENTS], client_id="outage-col", persistent=True)
     pub = publisher_factory(mqtt_cfg(broker))

@@ -174,6 +174,23 @@ def test_discovery_payload_shape():
     assert comps["nuc-hall_yard_expression"]["state_topic"] == t.state("yard")
 
 
+
+def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
+    """Device-based discovery deletes one component when its config is only ``platform``;
+    an empty payload would delete the whole device, the cameras that stay included."""
+    t = Topics("expressiond", "nuc-hall", "homeassistant")
+    full = discovery_payload(t, ["door", "yard"], ["happy"], "1.2.3")["components"]
+    d = discovery_payload(t, ["hall", "yard"], ["happy"], "1.2.3", removed=["door"])
+    comps = d["components"]
+    assert len(comps) == 9
+    assert comps["nuc-hall_door_expression_event"] == {"platform": "event"}
+    assert comps["nuc-hall_door_expression"] == {"platform": "sensor"}
+    assert comps["nuc-hall_door_fps"] == {"platform": "sensor"}
+    for key in ("nuc-hall_yard_expression_event", "nuc-hall_yard_expression", "nuc-hall_yard_fps"):
+        assert comps[key] == full[key]
+    assert comps["nuc-hall_hall_expression_event"]["state_topic"] == t.event("hall")
+    assert comps["nuc-hall_hall_expression"]["unique_id"] == "expressiond_nuc-hall_hall_expression"
+
 @pytest.mark.parametrize(
     "payload,online",
     [

@@ -1,6 +1,8 @@
 """Home Assistant MQTT discovery, device-based: one retained config message describes the
 device and all its entities (per camera: an ``event`` entity firing the expression, a sensor
 with the current expression, a diagnostic fps sensor). Availability follows the status topic.
+A reload that changes the cameras re-sends it; the components of cameras that are gone are
+sent with only ``platform``, which makes Home Assistant delete them.
 
 Payload shapes this relies on (the service builds them):
 - state topic (``publish_state``, tracking.current_state): ``{"count": n, "tracks":
@@ -58,13 +60,10 @@ def _fps_template(camera: str) -> str:
     )
 
 
-def discovery_payload(
-    topics: Topics, cameras: Sequence[str], labels: Sequence[str], sw_version: str
-) -> dict[str, Any]:
+def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
     dev = topics.device_id
-    components: dict[str, dict[str, Any]] = {}
-    for cam in cameras:
-        components[f"{dev}_{cam}_expression_event"] = {
+    return {
+        f"{dev}_{cam}_expression_event": {
             "platform": "event",
             "name": f"{cam} expression",
             "unique_id": f"expressiond_{dev}_{cam}_expression_event",
@@ -72,8 +71,8 @@ def discovery_payload(
             "event_types": list(labels),
             "value_template": _EVENT_TEMPLATE,
             "icon": "mdi:emoticon-outline",
-        }
-        components[f"{dev}_{cam}_expression"] = {
+        },
+        f"{dev}_{cam}_expression": {
             "platform": "sensor",
             "name": f"{cam} current expression",
             "unique_id": f"expressiond_{dev}_{cam}_expression",
@@ -82,8 +81,8 @@ def discovery_payload(
             "json_attributes_topic": topics.state(cam),
             "json_attributes_template": _STATE_ATTRIBUTES,
             "icon": "mdi:emoticon-outline",
-        }
-        components[f"{dev}_{cam}_fps"] = {
+        },
+        f"{dev}_{cam}_fps": {
             "platform": "sensor",
             "name": f"{cam} fps",
             "unique_id": f"expressiond_{dev}_{cam}_fps",
@@ -92,7 +91,27 @@ def discovery_payload(
             "unit_of_measurement": "fps",
             "state_class": "measurement",
             "entity_category": "diagnostic",
-        }
+        },
+    }
+
+
+def discovery_payload(
+    topics: Topics,
+    cameras: Sequence[str],
+    labels: Sequence[str],
+    sw_version: str,
+    removed: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The device config. ``removed``: cameras dropped by a reload; their components are sent
+    with only ``platform``, which is how device-based discovery deletes a component while the
+    device and the other components stay (an empty payload would delete the whole device)."""
+    dev = topics.device_id
+    components: dict[str, dict[str, Any]] = {}
+    for cam in removed:
+        for cid, comp in _camera_components(topics, cam, labels).items():
+            components[cid] = {"platform": comp["platform"]}
+    for cam in cameras:
+        components.update(_camera_components(topics, cam, labels))
     return {
         "device": {
             "identifiers": [f"expressiond_{dev}"],
@@ -110,8 +129,14 @@ def discovery_payload(
     }
 
 
-def discovery_json(topics: Topics, cameras: Sequence[str], labels: Sequence[str], sw_version: str) -> bytes:
-    payload = discovery_payload(topics, cameras, labels, sw_version)
+def discovery_json(
+    topics: Topics,
+    cameras: Sequence[str],
+    labels: Sequence[str],
+    sw_version: str,
+    removed: Sequence[str] = (),
+) -> bytes:
+    payload = discovery_payload(topics, cameras, labels, sw_version, removed)
     return json.dumps(payload, separators=(",", ":")).encode()
 
 

@@ -88,6 +88,8 @@ class Publisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
+        self._cameras, self._labels, self._sw_version = list(cameras), list(labels), sw_version
+        self._cameras_gone: list[str] = []
         self._discovery = (
             discovery_json(self.topics, cameras, labels, sw_version) if mqtt_cfg.ha_discovery else None
         )
@@ -153,6 +155,20 @@ class Publisher:
         """Retained stats; the publisher's own fields are added under "mqtt" when sent."""
         with self._side_lock:
             self._pending_stats = dict(stats)
+
+    def set_cameras(self, cameras: Sequence[str]) -> None:
+        """After a reload: re-send discovery for this camera set; cameras gone since the start
+        stay in it with only their ``platform`` (so Home Assistant deletes their entities)."""
+        if self._discovery is None:
+            return
+        with self._side_lock:
+            gone = [c for c in (*self._cameras_gone, *self._cameras) if c not in cameras]
+            self._cameras_gone = list(dict.fromkeys(gone))
+            self._cameras = list(cameras)
+            self._discovery = discovery_json(
+                self.topics, self._cameras, self._labels, self._sw_version, self._cameras_gone
+            )
+            self._discovery_due = time.monotonic()
 
     @property
     def connected(self) -> bool:
@@ -356,13 +372,16 @@ class Publisher:
     def _pump(self) -> None:
         if not self._settle():
             return
-        if self._discovery_due is not None and time.monotonic() >= self._discovery_due:
-            self._discovery_due = None
-            if self._discovery is not None:
-                self._out.add(self.topics.ha_config, self._discovery, 1, True)
         with self._side_lock:
+            due, discovery = self._discovery_due, self._discovery
+            if due is not None and time.monotonic() >= due:
+                self._discovery_due = None
+            else:
+                discovery = None
             states, self._dirty_states = self._dirty_states, {}
             stats, self._pending_stats = self._pending_stats, None
+        if discovery is not None:
+            self._out.add(self.topics.ha_config, discovery, 1, True)
         for camera, payload in states.items():
             self._out.add(self.topics.state(camera), payload, 1, True)
         if stats is not None:
