@@ -8,7 +8,7 @@ Steps, all on this machine in this run:
    interleaved, ratios taken within a round, medians reported;
 2. streams (``expressiond benchmark --streams``): one ``run`` with N cameras vs N pinned
    single-camera ``run`` processes, N in --streams;
-3. precisions: the real ``run`` end to end (30 fps source) and its latency at 10 fps with the
+3. precisions: the real ``run`` end to end (every frame of the clip) and its latency at 10 fps with the
    LATENCY hint, for FP32, FP16 (bf16 on CPUs that have it) and INT8 when its IR exists;
 4. face-api JS (benchmarks/vs_faceapi.py, tfjs wasm backend): expressiond FP32 async vs
    face-api on the same photos; INT8 vs FP32 from the same run when the INT8 IR exists.
@@ -108,12 +108,12 @@ def available_precisions(models_dir: Path) -> list[str]:
 
 def run_precisions(cfg: Config, clip: Path, precisions: list[str], seconds: float,
                    work: Path) -> dict:
-    """Per precision: e2e fps (30 fps source, config hint) and p99 at 10 fps (LATENCY)."""
+    """Per precision: e2e fps (every frame, config hint) and p99 at 10 fps (LATENCY)."""
     rows = {}
     for p in precisions:
         pc = replace(cfg, inference=replace(cfg.inference, precision=p))
         lat_cfg = replace(pc, inference=replace(pc.inference, performance_hint="LATENCY"))
-        progress(f"   {p}: end to end at {bm.E2E_SOURCE_FPS:g} fps, then latency at "
+        progress(f"   {p}: end to end on every frame, then latency at "
                  f"{bm.LATENCY_SOURCE_FPS:g} fps (LATENCY hint)")
         e2e = bench_modes.end_to_end(pc, clip, seconds, bm.E2E_SOURCE_FPS, work)
         lat = bench_modes.end_to_end(lat_cfg, clip, 2 * seconds, bm.LATENCY_SOURCE_FPS, work,

@@ -60,8 +60,9 @@ def render(r: dict) -> str:
     lines += targets_md(r)
     lines += ["", f"Ratios: {ratios}.", ""]
     lines += modes_md(b) + [""]
+    played = "every frame" if s["source_fps"] <= 0 else f"{s['source_fps']:g} fps"
     lines += [f"One process with N cameras vs N single-camera processes pinned to cores "
-              f"({s['source_fps']:g} fps clip per camera, {s['seconds_per_run']:g} s, median of "
+              f"(the clip per camera at {played}, {s['seconds_per_run']:g} s, median of "
               f"{s['rounds']}):", ""]
     lines += streams_md(s) + [""]
     lines += ["![modes and streams](benchmarks/benchmark.png)",

@@ -42,7 +42,7 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from expressiond import paths  # noqa: E402
-from expressiond.bench_daemon import CLK_TCK, DaemonSpec, clip_camera, run_group  # noqa: E402
+from expressiond.bench_daemon import CLK_TCK, DaemonSpec, clip_camera, run_group, source_label  # noqa: E402
 from expressiond.config_types import Config, InferenceConfig  # noqa: E402
 
 PYTHON_THREADS = ("capture-", "frames", "inference-coor", "events", "ThreadPoolExec")
@@ -299,7 +299,7 @@ def memory(models_dir: Path, precision: str, clip: Path) -> dict:
 
 def print_report(r: dict) -> None:
     d, t = r["daemon"], r["threads"]
-    print(f"expressiond run, 1 camera at {r['source_fps']:g} fps, {r['precision']}: "
+    print(f"expressiond run, 1 camera at {source_label(r['source_fps'])}, {r['precision']}: "
           f"{d['fps']} fps processed, {d['frames_decoded']} frames decoded for {d['frames']} "
           f"processed; {d['cpu_ms_per_frame']} ms CPU per processed frame; "
           f"{t['cores_used']} cores busy; peak RSS {d['peak_rss_mib']} MiB")
@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="FP32", choices=paths.PRECISIONS)
     ap.add_argument("--detector", help="detector model name or .xml (default: the daemon's)")
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--fps", type=float, default=120.0, help="camera fps cap (120 = uncapped)")
+    ap.add_argument("--fps", type=float, default=0.0,
+                    help="camera fps (0: every frame as fast as it goes, realtime = false)")
     ap.add_argument("--no-py-spy", action="store_true")
     ap.add_argument("--pyspy-out", type=Path, help="keep the raw py-spy stacks here")
     ap.add_argument("--json", type=Path, help="write the report here")
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="profile.") as tmp:
         work = Path(tmp)
         prof = Profiler(args.seconds, pyspy, work)
-        say(f"1/3 expressiond run, 1 camera at {args.fps:g} fps, {args.seconds:g} s"
+        say(f"1/3 expressiond run, 1 camera at {source_label(args.fps)}, {args.seconds:g} s"
             f"{' + py-spy' if pyspy else ''}")
         res = run_group(cfg, [DaemonSpec("profile", (clip_camera("bench", clip, args.fps),))],
                         args.seconds, work, observer=prof)[0]

@@ -306,4 +306,13 @@ def _failed(children: list[_Child], error: str) -> list[DaemonResult]:
 
 
 def clip_camera(name: str, clip: Path, fps: float) -> CameraConfig:
+    """The clip looping at ``fps`` like a camera, or with fps 0 every frame as fast as the
+    daemon takes them (``realtime = false``): its capacity, with one decode per frame."""
+    if fps <= 0:
+        return CameraConfig(name=name, source=str(clip), loop=True, realtime=False)
     return CameraConfig(name=name, source=str(clip), fps=fps, loop=True)
+
+
+def source_label(fps: float) -> str:
+    """How a camera of the clip is played: "every frame" (realtime = false) or "30 fps"."""
+    return "every frame" if fps <= 0 else f"{fps:g} fps"

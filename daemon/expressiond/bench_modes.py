@@ -147,12 +147,14 @@ def async_pipeline(cfg: Config, frames: list[np.ndarray], seconds: float,
 
 def end_to_end(cfg: Config, clip: Path, seconds: float, source_fps: float, workdir: Path,
                label: str = "", kind: str = "e2e") -> dict:
-    """The real ``expressiond run`` with one camera playing the clip at source_fps."""
+    """The real ``expressiond run`` with one camera playing the clip at source_fps (0: every
+    frame as fast as it goes, the capacity)."""
     load = load_avg()
     spec = DaemonSpec("e2e", (clip_camera("bench", clip, source_fps),))
     r = run_group(cfg, [spec], seconds, workdir)[0]
     hint = cfg.inference.performance_hint
-    row = _row(f"end-to-end run, {source_fps:g} fps source{label}", kind,
+    source = "every frame" if source_fps <= 0 else f"{source_fps:g} fps source"
+    row = _row(f"end-to-end run, {source}{label}", kind,
                r.frames, r.faces, r.window_s, r.cpu_s, None, load,
                num_requests=r.num_requests, hint=hint, source_fps=source_fps,
                inference_precision=r.inference_precision, peak_rss_mib=r.peak_rss_mib,

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .bench_daemon import source_label
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 BLACK, GREY, LIGHT = (0, 0, 0), (120, 120, 120), (225, 225, 225)
 COLORS = {"sync": (60, 140, 230), "async": (80, 170, 80), "e2e": (170, 110, 40),
@@ -31,8 +33,8 @@ def print_table(result: dict, out=None) -> None:
           f"{_fmt(r.get('cpu_ms_per_frame'), '.1f'):>8} {_fmt(r.get('load_avg')):>5}{err}\n")
     streams = result.get("streams")
     if streams:
-        w(f"\nstreams: {streams['source_fps']:g} fps clip per camera, {streams['seconds_per_run']:g}"
-          f" s per run, {streams['rounds']} round(s), medians\n")
+        w(f"\nstreams: the clip per camera at {source_label(streams['source_fps'])}, "
+          f"{streams['seconds_per_run']:g} s per run, {streams['rounds']} round(s), medians\n")
         w(f"{'N':>2} {'side':<22} {'fps':>6} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} "
           f"{'PSS MiB':>8} {'fps/core':>8} {'fps/GiB':>8} {'f/CPU-s':>7}\n")
         for row in streams["table"]:
@@ -96,8 +98,8 @@ def draw_streams(streams: dict, width: int = 1000) -> np.ndarray:
     """Two grouped bar charts side by side: total fps and total RSS per N, one vs separate."""
     height, pad = 330, 60
     img = np.full((height, width, 3), 255, np.uint8)
-    _text(img, f"one process with N cameras vs N pinned processes ({streams['source_fps']:g} fps "
-          f"clip per camera, medians)", (10, 28), 0.6, BLACK, 2)
+    _text(img, f"one process with N cameras vs N pinned processes (clip per camera at "
+          f"{source_label(streams['source_fps'])}, medians)", (10, 28), 0.6, BLACK, 2)
     half = width // 2
     for panel, (key, label) in enumerate((("total_fps", "total frames/s"),
                                           ("rss_mib", "total RSS MiB (sum of VmHWM)"))):

@@ -4,8 +4,10 @@ The slot holds one frame because inference, not capture, is the bottleneck: a ne
 replaces an unconsumed older one (counted as dropped) so the pipeline always works on the
 freshest image and latency never grows. Files and image folders are paced at the configured
 fps as if they were a camera; live sources are read as fast as they deliver (so their
-buffers never fill) and frames beyond the fps cap are skipped. A lost source is reopened with
-capped, jittered exponential backoff; the thread never dies on a bad frame.
+buffers never fill) and frames beyond the fps cap are skipped. A file or folder with
+``realtime = false`` is read losslessly instead: the next frame is decoded only once the
+previous one was taken, so every frame is analysed, as fast as inference goes. A lost source is
+reopened with capped, jittered exponential backoff; the thread never dies on a bad frame.
 """
 
 from __future__ import annotations
@@ -147,7 +149,18 @@ class LatestFrameSlot:
             if self._frame is None and not self._closed:
                 self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
             frame, self._frame = self._frame, None
+            if frame is not None:
+                self._cond.notify_all()  # a lossless producer waits in wait_empty()
             return frame
+
+    def wait_empty(self, stop: threading.Event, poll_s: float = 0.1) -> bool:
+        """Block until the frame in the slot was taken; False if ``stop`` is set first."""
+        with self._cond:
+            while self._frame is not None and not self._closed:
+                if stop.is_set():
+                    return False
+                self._cond.wait(poll_s)
+            return not stop.is_set()
 
     def close(self) -> None:
         with self._cond:
@@ -306,7 +319,9 @@ class CameraCapture:
             if self.kind == "folder"
             else _VideoSource(camera.source, self.kind, camera.width, camera.height)
         )
-        self._paced = not self._source.live
+        # realtime = false (files, folders): no pacing, no drops; the schema refuses it for live
+        self._lossless = not self._source.live and not getattr(camera, "realtime", True)
+        self._paced = not self._source.live and not self._lossless
         self._stop = threading.Event()
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.name}", daemon=True)
@@ -449,6 +464,8 @@ class CameraCapture:
 
     def _step(self) -> bool:
         """Read and hand off one frame; False when the source ended for good."""
+        if self._lossless and not self.slot.wait_empty(self._stop):
+            return True
         if self._paced:
             wait = self._next_due - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
@@ -495,7 +512,7 @@ class CameraCapture:
             )
         if self._paced:
             self._next_due = max(self._next_due + self._period, now_mono)
-        else:
+        elif not self._lossless:
             tolerance = 0.2 * self._period
             if now_mono < self._next_due - tolerance:
                 self.frames_skipped += 1

@@ -202,10 +202,15 @@ def _camera(sec: Section) -> CameraConfig | None:
     reconnect = sec.number(
         "reconnect_max_s", 30.0, "a number >= 1 and <= 3600 (seconds)", lambda v: 1 <= v <= 3600
     )
+    realtime = sec.boolean("realtime", True)
     sec.finish()
     if name is None or source is None:
         return None
-    return CameraConfig(name, source, fps, loop, width, height, reconnect)
+    camera = CameraConfig(name, source, fps, loop, width, height, reconnect, realtime)
+    if not realtime and camera.source_kind in ("index", "url", "device"):
+        sec.bad("realtime", "realtime = false only applies to video files, image folders and "
+                "samples (a live camera or stream sets its own pace); remove it")
+    return camera
 
 
 def _camera_source(sec: Section) -> str | None:

@@ -87,6 +87,9 @@ class CameraConfig:
     width: int | None = None
     height: int | None = None
     reconnect_max_s: float = 30.0
+    # Files, folders and samples: False = every frame, as fast as inference takes them
+    # (offline analysis); True = played at fps like a camera, the newest frame wins.
+    realtime: bool = True
 
     @property
     def source_kind(self) -> str:

@@ -220,6 +220,39 @@ def test_slow_consumer_sees_gaps_and_drops_are_counted(started):
 
 
 @needs_clips
+def test_realtime_false_delivers_every_frame_to_a_slow_consumer(started):
+    """realtime = false (offline analysis): the next frame is decoded only once the last one
+    was taken, so a consumer at ~15 frames/s gets all 62 frames of a 60 fps clip, in order."""
+    cap = started(camera(AVI, fps=60.0, realtime=False))
+    frames = drain(cap, timeout=30, consumer_delay=0.06)
+    s = cap.stats()
+    assert [f.index for f in frames] == list(range(62))
+    assert (s["frames_dropped"], s["frames_skipped"], s["frames_read"]) == (0, 0, 62)
+    assert cap.finished
+    span = frames[-1].captured_mono - frames[0].captured_mono
+    assert span >= 61 * 0.06 * 0.9, span  # paced by the consumer, not by fps
+
+
+@needs_clips
+def test_realtime_false_runs_as_fast_as_the_consumer_not_at_fps(started):
+    cap = started(camera(AVI, fps=2.0, realtime=False))  # 2 fps would take 31 s
+    t0 = time.monotonic()
+    frames = drain(cap, timeout=20)
+    assert [f.index for f in frames] == list(range(62)) and cap.finished
+    assert time.monotonic() - t0 < 10.0
+
+
+@needs_clips
+def test_realtime_false_stops_promptly_while_waiting_for_the_consumer(started):
+    cap = started(camera(AVI, realtime=False))
+    assert wait_until(lambda: cap.stats()["frames_published"] == 1, 10.0)
+    time.sleep(0.3)  # nobody takes the frame: the thread waits in the slot
+    assert cap.stats()["frames_read"] == 1
+    t0 = time.monotonic()
+    assert cap.stop(3.0) and time.monotonic() - t0 < 1.0
+
+
+@needs_clips
 def test_file_that_disappears_and_returns_reconnects(started, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="expressiond.capture")
     clip = tmp_path / "clip.avi"

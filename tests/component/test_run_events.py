@@ -20,7 +20,7 @@ def tiles(models_dir, sample_images):
     return found
 
 
-def run_daemon(tmp_path, source: str, fps: float = 10, extra: str = "", timeout: float = 120):
+def _config(tmp_path, source: str, fps: float = 10, extra: str = ""):
     cfg = tmp_path / "expressiond.toml"
     cfg.write_text(textwrap.dedent(f"""
         device_id = "test-box"
@@ -34,6 +34,11 @@ def run_daemon(tmp_path, source: str, fps: float = 10, extra: str = "", timeout:
         fps = {fps}
         loop = false
         """) + extra)
+    return cfg
+
+
+def run_daemon(tmp_path, source: str, fps: float = 10, extra: str = "", timeout: float = 120):
+    cfg = _config(tmp_path, source, fps, extra)
     proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
                            "--stdout", "--no-mqtt"], capture_output=True, text=True,
                           timeout=timeout, check=False)
@@ -65,6 +70,30 @@ def test_start_change_end_for_one_face(tmp_path, tiles):
         assert x >= 190 / 640 - 0.02 and x + w <= 450 / 640 + 0.02
         assert y >= 70 / 400 - 0.02 and y + h <= 330 / 400 + 0.02
         assert e["ts"].endswith("Z")
+
+
+def test_realtime_false_analyses_every_frame_faster_than_fps(tmp_path, tiles):
+    """realtime = false (recorded footage): all 50 frames are analysed, none dropped, although
+    fps = 2 would take 25 s to play them; the events are those of the paced run."""
+    import time
+
+    clip = expression_change_clip(tmp_path / "clip.avi", tiles, "happy", "sad")
+    stats = tmp_path / "stats.json"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config",
+         str(_config(tmp_path, str(clip), fps=2, extra="realtime = false\n")),
+         "--stdout", "--no-mqtt", "--stats-json", str(stats)],
+        capture_output=True, text=True, timeout=120, check=False)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [e["type"] for e in events] == ["start", "change", "end"], events
+    assert [e["expression"] for e in events] == ["happy", "sad", "sad"]
+    cam = json.loads(stats.read_text())["cameras"]["door"]
+    assert (cam["frames_read"], cam["frames_dropped"], cam["frames_skipped"]) == (50, 0, 0), cam
+    assert json.loads(stats.read_text())["inference"]["frames"] == 50
+    assert took < 20, took  # paced at 2 fps it would be 25 s of clip alone
 
 
 def test_group_photos_give_one_track_per_face(tmp_path, models_dir, sample_images):

@@ -147,6 +147,7 @@ def test_full_config_values_and_types():
     assert hall.source == "2" and hall.source_kind == "index"
     assert door.source_kind == "url"
     assert cfg.camera("hall_2") is hall
+    assert door.realtime and hall.realtime  # the default: played like a camera
     assert cfg.mqtt.tls == TlsConfig("/etc/ssl/ca.pem", None, None, True)
     assert cfg.mqtt.port == 8883 and cfg.mqtt.prefix == "site-a/expressions"
     assert cfg.mqtt.resolved_spool_path() == Path("/var/lib/expressiond/spool.db")
@@ -416,3 +417,9 @@ def test_check_camera_sources_skips_devices_and_urls_but_checks_files(tmp_path):
         check_camera_sources(cfg)
     video.write_bytes(b"")
     check_camera_sources(cfg)
+
+
+def test_realtime_false_for_files_folders_and_samples():
+    for source in ("/srv/clips/hall.mp4", "/srv/frames", "samples"):
+        cfg = parse_config(f'[[cameras]]\nname = "a"\nsource = "{source}"\nrealtime = false\n')
+        assert cfg.cameras[0].realtime is False
