@@ -67,6 +67,7 @@ class AsyncPipeline:
         self._seq: dict[str, int] = {}  # camera -> next submission number
         self._release: dict[str, int] = {}  # camera -> next number to hand out
         self._ready: dict[str, dict[int, FrameResult]] = {}
+        self._skipped: dict[str, set[int]] = {}  # camera -> numbers whose inference never started
         self._lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
@@ -99,7 +100,17 @@ class AsyncPipeline:
             self._ready.setdefault(frame.camera, {})
             self._pending[frame_id] = _Pending(frame, seq, submitted_mono=time.monotonic())
             self._in_flight += 1
-        self._det_queue.start_async({0: self._det_adapter.prepare(frame.image)}, frame_id)
+        try:
+            self._det_queue.start_async({0: self._det_adapter.prepare(frame.image)}, frame_id)
+        except BaseException:
+            # Never started: forget the frame and tell the coordinator to release the camera's
+            # later frames past its number (they would otherwise wait for it for ever).
+            with self._idle:
+                self._pending.pop(frame_id, None)
+                self._in_flight -= 1
+                self._idle.notify_all()
+            self._done.put(("skip", frame.camera, seq))
+            raise
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted frame has been handed to on_result."""
@@ -135,6 +146,10 @@ class AsyncPipeline:
             kind, key, outputs = self._done.get()
             if kind == "stop":
                 return
+            if kind == "skip":
+                self._skipped.setdefault(key, set()).add(outputs)
+                self._release_ready(key)
+                continue
             try:
                 if kind == "det":
                     self._on_detection(key, outputs)
@@ -181,12 +196,27 @@ class AsyncPipeline:
                       for i, (score, box, _crop) in enumerate(pending.faces))
         result = FrameResult(frame.camera, frame.index, frame.captured_mono, frame.captured_wall,
                              frame.width, frame.height, faces, done_mono=time.monotonic())
-        ready = self._ready[frame.camera]
-        ready[pending.seq] = result
+        self._ready[frame.camera][pending.seq] = result
+        released = self._release_ready(frame.camera)
+        with self._idle:
+            self._in_flight -= released
+            self._idle.notify_all()
+
+    def _release_ready(self, camera: str) -> int:
+        """Hand out the camera's results that are next in submission order; skip numbers whose
+        inference never started. Returns how many results were handed out."""
+        ready, skipped = self._ready[camera], self._skipped.get(camera, ())
         released = 0
-        while self._release[frame.camera] in ready:
-            out = ready.pop(self._release[frame.camera])
-            self._release[frame.camera] += 1
+        while True:
+            nxt = self._release[camera]
+            if nxt in skipped:
+                skipped.discard(nxt)
+                self._release[camera] += 1
+                continue
+            if nxt not in ready:
+                return released
+            out = ready.pop(nxt)
+            self._release[camera] += 1
             released += 1
             self.frames_done += 1
             self.faces_done += len(out.faces)
@@ -194,6 +224,3 @@ class AsyncPipeline:
                 self._on_result(out)
             except Exception:  # noqa: BLE001 - the consumer's bug must not stop inference
                 log.exception("result consumer failed")
-        with self._idle:
-            self._in_flight -= released
-            self._idle.notify_all()

@@ -1,0 +1,90 @@
+"""AsyncPipeline on the real models (CPU): results per camera in frame order with the faces the
+synchronous analyzer finds, and a frame whose inference cannot start does not hold back the
+frames after it. The one injected fault: a detector start_async that raises, as a device that
+vanished would (no such device exists here)."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import pytest
+
+from expressiond.config_types import Config
+from expressiond.events import Frame
+from expressiond.inference.analyzer import FaceAnalyzer, product_settings
+from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
+from expressiond.runtime import compile_models
+
+
+@pytest.fixture(scope="module")
+def nets(models_dir):
+    return compile_models(Config(models_dir=str(models_dir)))
+
+
+@pytest.fixture(scope="module")
+def photos(sample_images):
+    return [cv2.resize(cv2.imread(str(p)), (960, 640), interpolation=cv2.INTER_AREA)
+            for p in sample_images]
+
+
+def make_pipeline(nets, results, lock, num_requests=2):
+    det, cls = nets
+
+    def collect(result):
+        with lock:
+            results.append(result)
+
+    d = Config().detector
+    return AsyncPipeline(det, cls, num_requests,
+                         DetectorParams(score_threshold=d.threshold, nms_iou=d.nms_iou,
+                                        max_faces=d.max_faces, min_face_px=d.min_face_px),
+                         collect)
+
+
+def test_two_cameras_in_frame_order_with_the_analyzers_faces(nets, photos, models_dir):
+    results, lock = [], threading.Lock()
+    pipe = make_pipeline(nets, results, lock)
+    for i in range(24):
+        for cam in ("a", "b"):
+            img = photos[(i + (cam == "b")) % len(photos)]
+            pipe.submit(Frame(cam, i, 0.0, 0.0, img))
+    assert pipe.close(60)
+    assert pipe.errors == 0 and pipe.in_flight == 0
+    for cam in ("a", "b"):
+        got = [r for r in results if r.camera == cam]
+        assert [r.index for r in got] == list(range(24))
+    analyzer = FaceAnalyzer(product_settings(models_dir))
+    want = [len(analyzer.analyze(p)) for p in photos]
+    assert all(w >= 1 for w in want), want
+    got_a = [len(r.faces) for r in results if r.camera == "a"]
+    assert got_a == [want[i % len(photos)] for i in range(24)]
+    assert all(set(f.scores) and abs(sum(f.scores.values()) - 1) < 1e-3
+               for r in results for f in r.faces)
+
+
+def test_a_frame_that_cannot_start_does_not_hold_back_later_frames(nets, photos):
+    results, lock = [], threading.Lock()
+    pipe = make_pipeline(nets, results, lock)
+    real = pipe._det_queue.start_async
+    calls = {"n": 0}
+
+    def flaky(inputs, userdata):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("device lost (injected)")
+        return real(inputs, userdata)
+
+    pipe._det_queue.start_async = flaky
+    failed = []
+    for i in range(8):
+        try:
+            pipe.submit(Frame("door", i, 0.0, 0.0, photos[i % len(photos)]))
+        except RuntimeError as exc:
+            failed.append((i, str(exc)))
+    assert failed == [(2, "device lost (injected)")]
+    assert pipe.drain(60), f"{pipe.in_flight} frame(s) never released"
+    assert [r.index for r in results] == [0, 1, 3, 4, 5, 6, 7]
+    assert pipe.in_flight == 0 and pipe.frames_done == 7
+    pipe._det_queue.start_async = real
+    assert pipe.close(30)
