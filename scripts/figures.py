@@ -47,7 +47,7 @@ def evaluate(precision: str, crops: bool, models: Path) -> dict:
     cmd = [sys.executable, "-m", "expressiond.cli", "evaluate", str(DEV_SET), "--json",
            "--precision", precision, "--models", str(models)]
     if crops:  # the original net alone on each whole photo: the baseline of the close-up issue
-        cmd += ["--crops", "--no-flip", "--crop", "model"]
+        cmd += ["--crops", "--no-flip", "--crop", "model", "--no-fit-crops"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if out.returncode not in (0, 1):
         raise SystemExit(f"figures: evaluate failed: {out.stderr.strip()[-300:]}")
@@ -65,7 +65,8 @@ def accuracy_block(models: Path) -> str:
             r = evaluate(p, crops, models)
             results[f"{p}-{'crops' if crops else 'detect'}"] = r
             rec = r["per_class_recall"]
-            mode = ("original net on each whole photo (--crops --no-flip)" if crops
+            mode = ("original net on each whole photo, face-api's preprocessing "
+                    "(--crops --no-flip --no-fit-crops)" if crops
                     else "daemon default: detect (retail-0005), square crop + flip")
             rows.append(f"| {p} | {mode} | {r['n']} | {r['accuracy']:.3f} | "
                         f"{r['detection_recall']:.2f} | "

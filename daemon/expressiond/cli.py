@@ -27,7 +27,8 @@ def _analyzer(args):
     return FaceAnalyzer(AnalyzerSettings(
         models_dir=_models_dir(args), device=args.device, precision=args.precision,
         detector=args.detector, classifier=args.classifier,
-        score_threshold=args.threshold, flip=args.flip, crop=args.crop, margin=args.margin))
+        score_threshold=args.threshold, flip=args.flip, crop=args.crop, margin=args.margin,
+        fit_crops=args.fit_crops))
 
 
 def cmd_models_build(args) -> int:
@@ -195,6 +196,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", default="auto", choices=("auto", "model", "box", "square"),
                    help="how a face box becomes the classifier input (default: auto)")
     p.add_argument("--margin", type=float, default=None, help="scale the face box first")
+    p.add_argument("--fit-crops", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit each face crop to the classifier's own size with OpenCV, as the "
+                   "daemon does (default: on; --no-fit-crops: the model's own resize, exactly "
+                   "as face-api preprocesses)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

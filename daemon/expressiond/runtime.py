@@ -41,8 +41,8 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
         device = cfg.model_device(model)
         precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
         files = resolve_model(model.model, models_dir, precision)
-        options = ({"flip": model.flip, "crop": model.crop, "margin": model.margin}
-                   if role == "classifier" else {})
+        options = ({"flip": model.flip, "crop": model.crop, "margin": model.margin,
+                    "fit_crops": True} if role == "classifier" else {})
         nets.append(compile_net(files, role, device, precision, inf.performance_hint,
                                 inf.cache_dir, **options))
     return nets[0], nets[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import cv2
+import numpy as np
 import pytest
 
 from expressiond.config_types import Config
@@ -88,3 +89,21 @@ def test_a_frame_that_cannot_start_does_not_hold_back_later_frames(nets, photos)
     assert pipe.in_flight == 0 and pipe.frames_done == 7
     pipe._det_queue.start_async = real
     assert pipe.close(30)
+
+
+def test_the_daemon_classifier_has_a_static_input_fitted_by_opencv(nets, models_dir):
+    """A face crop has a new size in almost every frame; with a dynamic input each new shape
+    costs the CPU plugin shape inference and new kernels. The daemon's classifier is static
+    at the model's own size and every crop is fitted to it."""
+    from expressiond.inference.engine import compile_net
+    from expressiond.inference.metadata import resolve_model
+
+    _det, cls = nets
+    assert cls.adapter.static_size == (112, 112)
+    assert cls.compiled.inputs[0].get_partial_shape().to_string() == "[1,112,112,3]"
+    for h, w in ((90, 90), (301, 287), (640, 40)):
+        assert cls.adapter.prepare(np.zeros((h, w, 3), np.uint8)).shape == (1, 112, 112, 3)
+    exact = compile_net(resolve_model("face-api/expression", models_dir, "FP32"), "classifier",
+                        "CPU", "FP32")  # classify --no-fit-crops, the golden tests
+    assert exact.adapter.static_size is None
+    assert exact.compiled.inputs[0].get_partial_shape().to_string() == "[1,?,?,3]"

@@ -105,11 +105,13 @@ class _Adapter:
         """Copies of the outputs this kind reads (OpenVINO reuses the request's buffers)."""
         return tuple(request.get_output_tensor(i).data.copy() for i in self.output_indices)
 
+    shrink = "linear"  # how _fit shrinks an image to a static input
+
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """The input batch for one u8 BGR image (any size unless the input was made static)."""
         if self.static_size is None:
             return image[None]
-        return _fit(image, self.static_size, self.pad)[None]
+        return _fit(image, self.static_size, self.pad, self.shrink)[None]
 
 
 class DetectorAdapter(_Adapter):
@@ -181,6 +183,7 @@ def decode_detection_out(out: np.ndarray, width: int, height: int, score_thresho
 
 class ClassifierAdapter(_Adapter):
     default_static = (112, 112)  # face-api's expression net works at 112x112
+    shrink = "area"  # face crops: small, so OpenCV's area average costs little and aliases least
 
     def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
         super().__init__(model, meta, facts, where)
@@ -259,9 +262,10 @@ def grow_box(box, square: bool, enlarge: float):
     return (cx - w / 2, cy - h / 2, w, h)
 
 
-def _fit(image: np.ndarray, size: tuple[int, int], pad: str) -> np.ndarray:
+def _fit(image: np.ndarray, size: tuple[int, int], pad: str, shrink: str = "linear") -> np.ndarray:
     """Fit an image to a static input. An embedded face-api graph pads to square itself:
-    pad the same way here so the geometry (and the decoded boxes) stay the same."""
+    pad the same way here so the geometry (and the decoded boxes) stay the same. ``shrink``
+    "area" averages when making an image smaller (OpenCV INTER_AREA), else bilinear."""
     import cv2
 
     h, w = image.shape[:2]
@@ -273,7 +277,9 @@ def _fit(image: np.ndarray, size: tuple[int, int], pad: str) -> np.ndarray:
         y0, x0 = ((side - h) // 2, (side - w) // 2) if pad == "centre" else (0, 0)
         canvas[y0:y0 + h, x0:x0 + w] = image
         image = canvas
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    smaller = image.shape[1] > size[0] or image.shape[0] > size[1]
+    area = shrink == "area" and smaller
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
 
 
 def make_adapter(model, meta: ModelMeta, where: str) -> DetectorAdapter | ClassifierAdapter:

@@ -35,6 +35,7 @@ class AnalyzerSettings:
     performance_hint: str | None = "LATENCY"
     cache_dir: str | None = None
     static_shapes: bool = False  # what NPU/MYRIAD get; testable on the CPU
+    fit_crops: bool = False  # the daemon's static classifier input (engine.compile_net)
     flip: bool = False  # average each face with its mirror image (one batch-2 request)
     crop: str = "model"  # auto | model | box | square (adapters.crop_policy)
     margin: float | None = None
@@ -45,7 +46,8 @@ class AnalyzerSettings:
 
 def product_settings(models_dir: Path, **overrides) -> AnalyzerSettings:
     """The daemon's defaults (config/expressiond.toml) as analyzer settings."""
-    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto")
+    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto",
+                            fit_crops=True)
     return replace(base, **overrides)
 
 
@@ -74,7 +76,8 @@ class FaceAnalyzer:
         precision = effective_precision(s.device, s.precision)
         options = {}
         if kind == "classifier":
-            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin}
+            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin,
+                       "fit_crops": s.fit_crops}
         return compile_net(resolve_model(spec, s.models_dir, precision), kind, s.device,
                            precision, s.performance_hint, s.cache_dir,
                            static_shapes=s.static_shapes, **options)

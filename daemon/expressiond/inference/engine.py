@@ -118,25 +118,40 @@ def cache_dir_for(plan: DevicePlan, configured: str | None) -> str | None:
 def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
                 performance_hint: str | None = None, cache_dir: str | None = None,
                 core: Core | None = None, *, static_shapes: bool = False, flip: bool = False,
-                crop: str = "model", margin: float | None = None) -> CompiledNet:
+                crop: str = "model", margin: float | None = None,
+                fit_crops: bool = False) -> CompiledNet:
     """Read the IR, check it against its metadata, add the frame input, compile it.
 
     ``static_shapes`` fixes the input size as NPU/MYRIAD need (they get it anyway); it exists
     so that path can be exercised on the CPU. Classifiers only: ``flip`` averages each face
     with its mirror image in one batch-2 request; ``crop``/``margin`` set the crop policy
-    (adapters.crop_policy). The defaults keep the model exactly as its metadata describes it.
+    (adapters.crop_policy); ``fit_crops`` gives the classifier a static input at its own size
+    and fits each crop to it with OpenCV (what the daemon does: a face crop has a new size in
+    almost every frame, and each new input shape costs the CPU plugin shape inference and new
+    kernels; measured 4.95 -> 3.67 ms per crop of 80-300 px, 16.1 -> 5.6 ms at 400-600 px).
+    The defaults keep the model exactly as its metadata describes it.
     """
     core = core or shared_core()
     meta = load_meta(files, kind)
-    model = read_model(core, files)
-    adapter = make_adapter(model, meta, str(files.xml))
-    if isinstance(adapter, ClassifierAdapter):
-        adapter.set_crop(crop, margin)
-        if flip:
-            adapter.mirror_average()
+
+    def build():
+        adapter = make_adapter(read_model(core, files), meta, str(files.xml))
+        if isinstance(adapter, ClassifierAdapter):
+            adapter.set_crop(crop, margin)
+            if flip:
+                adapter.mirror_average()
+        return adapter
+
+    adapter = build()
     plan = plan_for(core, device)
     if plan.note:
         log.warning("%s", plan.note)
+    if fit_crops and isinstance(adapter, ClassifierAdapter) and not plan.static_shapes:
+        try:
+            adapter.make_static()
+        except Exception as exc:  # noqa: BLE001 - a model that will not reshape stays dynamic
+            log.warning("%s: keeps a dynamic input (%s)", meta.name, error_reason(exc))
+            adapter = build()
     if plan.static_shapes or static_shapes:
         try:
             adapter.make_static()
