@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,7 +51,7 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from expressiond import __version__, paths  # noqa: E402
-from expressiond.config_types import Config, InferenceConfig  # noqa: E402
+from expressiond.config_types import Config, InferenceConfig, ModelConfig  # noqa: E402
 from expressiond.events import Frame  # noqa: E402
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer  # noqa: E402
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
@@ -194,8 +195,15 @@ def bench_sync(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
 
 
 def bench_async(models_dir: Path, precision: str, inputs, repeat: int, min_seconds: float,
-                timeout: float) -> dict:
+                timeout: float, daemon_models: bool = False) -> dict:
+    """The daemon's AsyncPipeline. By default on face-api's own two networks as face-api runs
+    them (SSD MobileNetV1, the expression net on the model's crop, no mirror averaging): the
+    like-for-like row. ``daemon_models``: the daemon's defaults instead (the bundled OMZ
+    detector, square crops averaged with their mirror image), which is other work."""
     cfg = Config(models_dir=str(models_dir), inference=InferenceConfig(precision=precision))
+    if not daemon_models:
+        cfg = replace(cfg, detector=ModelConfig(paths.BUILTIN_DETECTOR),
+                      classifier=ModelConfig(paths.BUILTIN_CLASSIFIER, flip=False, crop="model"))
     det, cls = compile_models(cfg)
     n_req = resolve_num_requests(cfg, det)
     # face-api's work exactly: no minimum face size, up to 100 faces (the daemon's own
@@ -229,7 +237,10 @@ def bench_async(models_dir: Path, precision: str, inputs, repeat: int, min_secon
     n = rounds * len(inputs)
     images = [{"name": name, "faces": face_dicts(r.faces)}
               for (name, _img), r in zip(inputs, first, strict=True)]
-    return {"mode": f"async x{n_req}", "ms_per_photo": dt * 1000 / n, "photos_per_s": n / dt,
+    return {"mode": f"async{'-defaults' if daemon_models else ''} x{n_req}",
+            "models": f"{cfg.detector.model} + {cfg.classifier.model}"
+                      + (" (flip)" if cfg.classifier.flip else ""),
+            "ms_per_photo": dt * 1000 / n, "photos_per_s": n / dt,
             "num_requests": n_req, "photos": n, "seconds": dt,
             "inference_precision": det.info.get("INFERENCE_PRECISION_HINT"), "images": images}
 
@@ -379,14 +390,16 @@ def main(argv: list[str] | None = None) -> int:
                            Path(tmp) / f"{backend}.json")
             js_runs[backend] = {**js_row(doc), "load_avg": la, "repeat": repeat}
     for precision in available_precisions(models_dir):
-        for kind in ("sync", "async"):
+        kinds = ("sync", "async") + (("async-defaults",) if precision == "FP32" else ())
+        for kind in kinds:
             la = load_avg()
             log.info("expressiond %s %s (load average %s)", precision, kind, la)
             if kind == "sync":
                 row = bench_sync(models_dir, precision, inputs, args.repeat)
             else:
                 row = bench_async(models_dir, precision, inputs, args.repeat,
-                                  args.async_seconds, timeout=120)
+                                  args.async_seconds, timeout=120,
+                                  daemon_models=kind == "async-defaults")
             rows.append({"precision": precision, **row, "load_avg": la})
             log.info("  %.1f ms/photo, %.2f photos/s", row["ms_per_photo"], row["photos_per_s"])
     ratios = compare(js_runs, rows)
