@@ -4,8 +4,10 @@ service until SIGTERM/SIGINT (or the end of file inputs), then drain and flush."
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -13,6 +15,7 @@ import threading
 from pathlib import Path
 
 from .config import check_camera_sources, check_model_files, load_config
+from .errors import EXIT_RUNTIME
 from .inference.metadata import load_meta, resolve_model
 from .service import Service
 from .sinks import StdoutSink
@@ -91,6 +94,20 @@ def write_stats(service: Service, path: str) -> None:
         log.error("cannot write the stats to %s: %s", path, exc)
 
 
+# A stop that takes longer than this is stuck (a driver call that never returns, a request that
+# never completes): the thread stacks go to stderr (the journal) and the process exits 1, before
+# systemd's TimeoutStopSec=20 would SIGKILL it without a word. Events are in the spool already.
+STOP_GUARD_S = 15.0
+
+
+def _stop_stuck() -> None:
+    log.error("stopping has taken over %.0f s and is stuck; the thread stacks follow on stderr; "
+              "exiting with status 1 (spooled events are sent after the restart)", STOP_GUARD_S)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(EXIT_RUNTIME)
+
+
 def run_daemon(config_path: str, *, stdout: bool = False, mqtt: bool = True,
                max_seconds: float | None = None, ha_remove: bool = False,
                stats_json: str | None = None) -> int:
@@ -119,8 +136,12 @@ def run_daemon(config_path: str, *, stdout: bool = False, mqtt: bool = True,
         stats_interval = cfg.mqtt.stats_interval if cfg.mqtt else 30.0
         return service.run(max_seconds=max_seconds, stats_interval=stats_interval)
     finally:
+        guard = threading.Timer(STOP_GUARD_S, _stop_stuck)
+        guard.name, guard.daemon = "stop-guard", True
+        guard.start()
         service.stop()
         if stats_json:
             write_stats(service, stats_json)
         service.release()
+        guard.cancel()
         log.info("stopped")

@@ -10,6 +10,9 @@ no-op that costs one attribute check. The value is a ``;``-separated list of fau
     does when a device refuses a request. Several ``frame=`` faults may be given.
 ``infer-raise:from=N``
     every frame from the N-th on fails: a device that died and stays dead.
+``stop-hang``
+    stopping the frame path blocks for ever, as a driver call that never returns would: the
+    daemon's shutdown guard must end the process.
 
 A malformed value is a ConfigError (exit 78), so a typo in a test cannot silently test
 nothing.
@@ -38,9 +41,16 @@ class InjectedFault(RuntimeError):
 class FaultPlan:
     raise_at: frozenset[int] = frozenset()  # submission numbers (1-based) that fail
     raise_from: int | None = None  # every submission from this one on fails
+    stop_hang: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.raise_at) or self.raise_from is not None
+        return bool(self.raise_at) or self.raise_from is not None or self.stop_hang
+
+    def before_stop(self) -> None:
+        """Called when the frame path starts to stop; blocks for ever under stop-hang."""
+        if self.stop_hang:
+            log.warning("%s: stop-hang: blocking the stop for ever", ENV)
+            threading.Event().wait()
 
     def before_submit(self, number: int) -> None:
         """Called with the 1-based number of a frame about to be submitted to inference."""
@@ -51,19 +61,24 @@ class FaultPlan:
 def parse(spec: str) -> FaultPlan:
     raise_at: set[int] = set()
     raise_from: int | None = None
+    stop_hang = False
     for item in filter(None, (part.strip() for part in spec.split(";"))):
+        if item == "stop-hang":
+            stop_hang = True
+            continue
         name, _, args = item.partition(":")
         key, _, value = args.partition("=")
         if name != "infer-raise" or key not in ("frame", "from") or not value.isdigit() or int(value) < 1:
             raise ConfigError(
                 f"{ENV}={spec!r}: cannot use {item!r}; this test-only variable takes "
-                '"infer-raise:frame=N" or "infer-raise:from=N" (N >= 1); unset it in production'
+                '"infer-raise:frame=N", "infer-raise:from=N" (N >= 1) or "stop-hang"; '
+                "unset it in production"
             )
         if key == "frame":
             raise_at.add(int(value))
         else:
             raise_from = int(value) if raise_from is None else min(raise_from, int(value))
-    return FaultPlan(frozenset(raise_at), raise_from)
+    return FaultPlan(frozenset(raise_at), raise_from, stop_hang)
 
 
 _lock = threading.Lock()

@@ -168,6 +168,7 @@ class Runtime:
         return self._sources_drained and self.pipeline.in_flight == 0
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._faults.before_stop()
         for cap in self.captures:
             cap.stop(timeout=2.0)
         self._stop.set()

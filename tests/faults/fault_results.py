@@ -25,7 +25,7 @@ ORDER = [
     "broker-flapping", "broker-flapping-long", "broker-new-certificate",
     "camera-file-removed", "camera-stream-killed", "disk-full",
     "sigterm-during-outage", "sigkill-during-outage", "sighup-broken-config",
-    "inference-raises-once", "inference-raises-always",
+    "inference-raises-once", "inference-raises-always", "stop-hangs",
     "config-fuzz", "malformed-frames", "ha-status-garbage",
     "file-modes", "password-leak", "tls-verification",
     "soak", "soak-long",

@@ -6,6 +6,7 @@ makes the daemon exit 1 (systemd's Restart=on-failure restarts it). Never a hang
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 import pytest
@@ -25,6 +26,7 @@ def test_fault_spec_is_strict():
     with pytest.raises(InjectedFault):
         plan.before_submit(20)
     assert parse("infer-raise:from=7").raise_from == 7
+    assert parse("stop-hang").stop_hang and not parse("infer-raise:from=7").stop_hang
     for bad in ("infer-raise", "infer-raise:frame=0", "infer-raise:frame=x", "crash:frame=1"):
         with pytest.raises(ConfigError):
             parse(bad)
@@ -85,5 +87,42 @@ def test_a_device_that_keeps_failing_exits_1_for_systemd(broker, subscribers, da
             "a device that died",
         result=f"exit 1 after {m.group(1)} failed frames in a row, {exit_s:.1f} s after ready "
                "(systemd Restart=on-failure restarts it); events made before were flushed",
+        **t.row(), details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)})
+    assert t.lost == 0 and t.in_order, t
+
+
+def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(broker, subscribers, daemon_factory,
+                                                      models_dir, ov_cache, demo_clip, tmp_path,
+                                                      fault_row):
+    """A stop that never returns (a driver call stuck in the kernel) must not hang until
+    systemd's SIGKILL: after STOP_GUARD_S the thread stacks go to stderr and the daemon exits 1.
+    Events made before the stop are in the spool or delivered, none lost."""
+    from expressiond.daemon_main import STOP_GUARD_S
+
+    col = subscriber(broker, "stop-hang")
+    subscribers.append(col)
+    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
+                                   broker=broker, spool=tmp_path / "state" / "spool.db"),
+                       env={"EXPRESSIOND_FAULTS": "stop-hang"})
+    d.start().wait_ready()
+    assert d.wait_more(3, 60) >= 3, "no events before the stop"
+    t0 = time.monotonic()
+    d.send(signal.SIGTERM)
+    rc = d.wait_exit(STOP_GUARD_S + 15)  # bounded: a hang fails here
+    exit_s = time.monotonic() - t0
+    log = d.log()
+    assert rc == 1, log[-3000:]
+    assert STOP_GUARD_S - 1 <= exit_s <= STOP_GUARD_S + 10, exit_s
+    assert "stopping has taken over 15 s and is stuck" in log, log[-3000:]
+    stacks = log[log.index("is stuck"):]
+    assert stacks.count("(most recent call first)") >= 3, stacks[-3000:]  # every thread
+    assert re.search(r'File "[^"]*faults\.py", line \d+ in before_stop', stacks), stacks[-3000:]
+    t = settle_and_tally(d, col, stop=False)
+
+    fault_row.update(
+        key="stop-hangs", fault="shutdown stuck",
+        how='EXPRESSIOND_FAULTS="stop-hang": stopping the frame path blocks for ever after SIGTERM',
+        result=f"exit 1 {exit_s:.1f} s after SIGTERM (guard {STOP_GUARD_S:g} s, below "
+               "TimeoutStopSec=20), every thread's stack in the log",
         **t.row(), details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)})
     assert t.lost == 0 and t.in_order, t
