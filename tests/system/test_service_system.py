@@ -227,7 +227,8 @@ def test_reload_applies_a_new_config(container, installed, measured):
     job = journal(c, "-g", r"^Reload(ing|ed) expressiond\.service")[-2:]
     job_s = (int(job[1]["__MONOTONIC_TIMESTAMP"]) - int(job[0]["__MONOTONIC_TIMESTAMP"])) / 1e6
     measured["reload: unit reloading -> active"] = (
-        f"{time.monotonic() - reloading_at:.2f} s (the reload job itself, kill -HUP: {job_s:.2f} s)"
+        f"{time.monotonic() - reloading_at:.2f} s (the reload job itself, check-config + kill -HUP: "
+        f"{job_s:.2f} s)"
     )
     after = show(c, "MainPID", "NRestarts", "InvocationID")
     assert after == before  # the same process, no restart
@@ -243,6 +244,34 @@ def test_reload_applies_a_new_config(container, installed, measured):
     logged(c, f"configuration reloaded from {CONF}", ours)
     assert logged(c, r"reload: mqtt changed; that takes `systemctl restart", ours)[0]["PRIORITY"] == "4"
     flowing_status(c, "porch")
+
+
+def test_reload_of_a_broken_config_fails_and_keeps_the_daemon(container, installed, measured):
+    """`systemctl reload` with a broken file: the job fails with the config error, the daemon
+    is never signalled (same PID, no RELOADING, events keep flowing on the old config)."""
+    c = container
+    ensure_running(c, config("door"))
+    before = show(c, "MainPID", "NRestarts", "InvocationID")
+    ours = f"_SYSTEMD_INVOCATION_ID={before['InvocationID']}"
+    daemon_reload_lines = "reload failed, still running|configuration reloaded"
+    seen_before = len(journal(c, ours, "-g", daemon_reload_lines))
+    good = c.run(["cat", CONF]).stdout
+    try:
+        write_config(c, good.replace('name = "door"', 'name = "Door"'))
+        t0 = time.monotonic()
+        r = c.systemctl("reload", UNIT, check=False, timeout=60)
+        took = time.monotonic() - t0
+        assert r.returncode != 0, (r.stdout, r.stderr)
+        assert "failed" in r.stderr, r.stderr
+        bad = logged(c, r"cameras\[0\]\.name: must be .*got \"Door\"; try \"door\"")
+        assert bad[0]["MESSAGE"].startswith(f"expressiond: error: {CONF}:"), bad[0]["MESSAGE"]
+        assert show(c, "MainPID", "NRestarts", "InvocationID") == before
+        assert show(c, "ActiveState")["ActiveState"] == "active"
+        flowing_status(c, "door")  # events still flow: the old config runs
+        assert len(journal(c, ours, "-g", daemon_reload_lines)) == seen_before  # no SIGHUP
+        measured["reload of a broken config: systemctl reload fails in"] = f"{took:.2f} s"
+    finally:
+        write_config(c, good)
 
 
 def test_watchdog_restarts_a_stalled_capture(container, installed, measured):
