@@ -57,6 +57,7 @@ from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer  # noq
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams  # noqa: E402
 from expressiond.runtime import compile_models, resolve_num_requests  # noqa: E402
+from expressiond.tracking import iou  # noqa: E402
 
 log = logging.getLogger("vs_faceapi")
 IOU_MATCH = 0.5
@@ -254,15 +255,6 @@ def available_precisions(models_dir: Path) -> list[str]:
 
 
 # --- comparison ---------------------------------------------------------------------------------
-def iou(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def agreement(js_images: list[dict], our_images: list[dict]) -> dict:
     """Share of JS faces with an expressiond face at IoU >= 0.5 (best match) of the same top-1."""
     js_faces = matched = same = extra = 0

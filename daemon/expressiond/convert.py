@@ -11,7 +11,6 @@ between the options and the model is caught here and not at the first camera fra
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import numpy as np
 
 from .errors import ModelError, UsageError
 from .inference.adapters import head_op
+from .inference.bundled import sha256_file
 from .inference.metadata import COLORS, LAYOUTS, parse_meta
 from .inference.ovcompat import LEGACY, PartialShape, error_reason, ov, short_version
 
@@ -198,14 +198,6 @@ def _head(model, opts: ConvertOptions, src: Path) -> str:
     return opts.head
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def convert(src: Path, opts: ConvertOptions) -> dict:
     """Convert, write <output>/<name>.xml/.bin/.json, check it loads and runs; -> summary."""
     if opts.precision not in ("FP32", "FP16"):
@@ -230,7 +222,7 @@ def convert(src: Path, opts: ConvertOptions) -> dict:
         "schema": 1, "name": name, "kind": "classifier", "output_kind": _head(model, opts, src),
         "labels": list(opts.labels), "precision": opts.precision, "input": contract,
         "source": {"file": src.name, "format": fmt,
-                   "sha256": _sha256(src) if src.is_file() else None},
+                   "sha256": sha256_file(src) if src.is_file() else None},
         "converter": f"expressiond convert, OpenVINO {short_version()}",
     }
     parse_meta(meta, f"{src} (converted)", "classifier")  # the options make valid metadata

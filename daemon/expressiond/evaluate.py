@@ -21,6 +21,7 @@ import numpy as np
 from .errors import ExpressiondError, InputError, UsageError
 from .imageio import read_image
 from .inference.analyzer import FaceAnalyzer
+from .tracking import iou
 
 MAX_CLIP_FRAMES = 5000
 
@@ -205,16 +206,6 @@ def lost_faces(reference: list[list], candidate: list[list], iou_min: float = 0.
     for ref_boxes, cand_boxes in zip(reference, candidate, strict=True):
         lost += sum(1 for r in ref_boxes if not any(iou(r, c) >= iou_min for c in cand_boxes))
     return lost
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def run_clips(analyzer: FaceAnalyzer, clips: list[str], as_json: bool) -> int:

@@ -21,6 +21,7 @@ from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
 from expressiond.inference.engine import cache_dir_for, compile_net
 from expressiond.inference.metadata import resolve_model
 from expressiond.inference.ovcompat import LEGACY, Core
+from expressiond.tracking import iou
 
 from .test_bad_models import error_lines, run_daemon
 
@@ -184,20 +185,11 @@ def test_static_input_path_on_the_cpu(models_dir, sample_images):
         a, b = dynamic.analyze(image), static.analyze(image)
         assert abs(len(a) - len(b)) <= 1, (path, len(a), len(b))
         for face in a:
-            best = max(b, key=lambda f: _iou(f.box, face.box))
-            assert _iou(best.box, face.box) > 0.8
+            best = max(b, key=lambda f: iou(f.box, face.box))
+            assert iou(best.box, face.box) > 0.8
             total += 1
             same_top += best.expression == face.expression
     assert same_top >= 0.8 * total, (same_top, total)
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return float(inter / (aw * ah + bw * bh - inter)) if inter > 0 else 0.0
 
 
 def test_static_pipeline_warm_up_accepts_any_frame_size(models_dir):

@@ -39,6 +39,7 @@ from expressiond.evaluate import evaluate
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
 from expressiond.inference.faceapi import face_crop
 from expressiond.paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, builtin_model_dir
+from expressiond.tracking import iou
 
 NAMES = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
 
@@ -103,12 +104,6 @@ def photos(sample_images):
     return [cv2.imread(str(p)) for p in sample_images]
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
-
-
 def _top1(scores: dict) -> str:
     return max(scores, key=scores.get)
 
@@ -164,8 +159,8 @@ def test_same_faces_and_expressions_as_fp32_on_every_sample_photo(pair, photos):
         want, got = fp32.analyze(image), int8.analyze(image)
         assert len(got) == len(want), f"sample{k}: INT8 finds {len(got)} faces, FP32 {len(want)}"
         for face in want:
-            match = max(got, key=lambda g, f=face: _iou(f.box, g.box))
-            assert _iou(face.box, match.box) >= 0.9, (k, face.box, match.box)
+            match = max(got, key=lambda g, f=face: iou(f.box, g.box))
+            assert iou(face.box, match.box) >= 0.9, (k, face.box, match.box)
             assert abs(face.score - match.score) <= 0.1, (k, face.score, match.score)
             pipeline_agree += _top1(match.scores) == _top1(face.scores)
             crops_agree += _top1(int8.classify(face_crop(image, face.box))) == _top1(face.scores)

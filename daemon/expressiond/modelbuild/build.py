@@ -7,7 +7,6 @@ whose IR files still hash to the recorded sha256 is left alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ except ImportError as _exc:  # OpenVINO 2022.3: no `openvino.opsetNN` modules
         "`expressiond models build` needs OpenVINO 2023.1 or newer (the opset API); build the "
         "IR on such a machine and copy the model folder: OpenVINO 2022.3 reads it"
     ) from _exc
+from ..inference.bundled import sha256_file
 from .npm_package import FACE_API, extract, fetch_tarball
 from .tfjs_weights import load_weights
 
@@ -100,14 +100,6 @@ INPUT_CONTRACT = {
 Progress = Callable[[str], None]
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def with_u8_bgr_input(model: ov.Model) -> ov.Model:
     """Embed the frame contract: u8 BGR NHWC in, the network's f32 RGB inside."""
     ppp = PrePostProcessor(model)
@@ -132,11 +124,28 @@ def is_up_to_date(target: Path) -> bool:
         return False
 
 
-def _write_ir(model: ov.Model, target: Path, precision: str, recipe: ModelRecipe) -> None:
+def save_ir(model: ov.Model, target: Path, compress_to_fp16: bool,
+            metadata: Callable[[dict[str, str]], dict]) -> None:
+    """model.xml/.bin and model.json in ``target``, all or nothing: written to a temporary
+    folder beside it and swapped in. ``metadata(hashes)`` gives model.json for the sha256 of
+    the saved model.xml and model.bin."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        ov.save_model(model, tmp / "model.xml", compress_to_fp16=(precision == "FP16"))
-        meta = {
+        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=compress_to_fp16)
+        hashes = {f: sha256_file(tmp / f) for f in ("model.xml", "model.bin")}
+        (tmp / "model.json").write_text(json.dumps(metadata(hashes), indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_ir(model: ov.Model, target: Path, precision: str, recipe: ModelRecipe) -> None:
+    def metadata(hashes: dict[str, str]) -> dict:
+        return {
             "schema": 1,
             "name": recipe.name,
             "precision": precision,
@@ -151,15 +160,10 @@ def _write_ir(model: ov.Model, target: Path, precision: str, recipe: ModelRecipe
             },
             "builder_version": BUILDER_VERSION,
             "openvino_version": ov.get_version(),
-            "ir_sha256": {f: sha256_file(tmp / f) for f in ("model.xml", "model.bin")},
+            "ir_sha256": hashes,
         }
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    save_ir(model, target, precision == "FP16", metadata)
 
 
 def build_models(

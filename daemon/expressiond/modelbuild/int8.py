@@ -30,8 +30,6 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ import openvino as ov
 from ..errors import ModelBuildError
 from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, builtin_model_dir, samples_dir
 from .build import is_up_to_date as ir_is_intact
-from .build import sha256_file
+from .build import save_ir
 
 log = logging.getLogger(__name__)
 
@@ -241,20 +239,10 @@ def write_int8(model: ov.Model, models_dir: Path, name: str, quantization: dict)
     """Save the IR with the FP32 metadata (precision INT8, new hashes) atomically."""
     target = int8_dir(models_dir, name)
     fp32_meta = json.loads((builtin_model_dir(models_dir, name, "FP32") / "model.json").read_text())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    try:
-        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
-        meta = {**fp32_meta, "precision": INT8, "openvino_version": ov.get_version(),
-                "quantization": {**quantization, "from_fp32_sha256": fp32_meta["ir_sha256"]},
-                "ir_sha256": {f: sha256_file(tmp / f) for f in ("model.xml", "model.bin")}}
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    save_ir(model, target, False, lambda hashes: {
+        **fp32_meta, "precision": INT8, "openvino_version": ov.get_version(),
+        "quantization": {**quantization, "from_fp32_sha256": fp32_meta["ir_sha256"]},
+        "ir_sha256": hashes})
     return target
 
 
