@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 from broker import Collector  # noqa: E402
 from broker_fixtures import *  # noqa: E402, F403 - the shared certs, broker_factory, broker fixtures
 from fault_results import update_row  # noqa: E402
-from faultkit import Daemon  # noqa: E402
+from faultkit import Daemon, daemon_toml, subscriber  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -92,6 +92,24 @@ def daemon_factory(tmp_path: Path) -> Iterator:
     yield make
     for d in daemons:
         d.cleanup()
+
+
+@pytest.fixture
+def watched(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path):
+    """watched(name, env=None, **toml) -> (subscriber, ready daemon): the daemon publishing to
+    ``broker`` from the demo clip (or toml's source) with its spool under tmp_path, and a
+    persistent subscriber to all it publishes, both stopped after the test."""
+
+    def start(name: str, env: dict | None = None, **toml):
+        col = subscriber(broker, name)
+        subscribers.append(col)
+        toml = {"source": demo_clip, "spool": tmp_path / "state" / "spool.db", **toml}
+        text = daemon_toml(models_dir=models_dir, cache_dir=ov_cache, broker=broker, **toml)
+        d = daemon_factory(text, **({"env": env} if env else {}))
+        d.start().wait_ready()
+        return col, d
+
+    return start
 
 
 @pytest.fixture

@@ -17,13 +17,8 @@ DOWN_UP_S = [(2.0, 2.5), (3.0, 2.0), (1.5, 3.0), (4.0, 2.5)]  # (down, up) secon
 
 
 @pytest.mark.parametrize("seconds", [20, pytest.param(60, marks=pytest.mark.slow)])
-def test_broker_flapping_loses_nothing(seconds, broker, subscribers, daemon_factory, models_dir,
-                                       ov_cache, demo_clip, tmp_path, fault_row):
-    col = subscriber(broker, "flap")
-    subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db"))
-    d.start().wait_ready()
+def test_broker_flapping_loses_nothing(seconds, broker, watched, fault_row):
+    col, d = watched("flap")
     assert d.wait_produced(5, 60), d.log()[-3000:]
     assert wait_delivered(col, [e["id"] for e in d.produced()], 30), "no delivery before the faults"
 

@@ -18,22 +18,17 @@ from pathlib import Path
 
 import pytest
 from broker import free_port
-from faultkit import camera_stats, daemon_toml, settle_and_tally, subscriber, wait_delivered
+from faultkit import camera_stats, settle_and_tally, wait_delivered
 
 pytestmark = pytest.mark.integration
 FFMPEG = shutil.which("ffmpeg")
 
 
-def test_file_source_removed_and_put_back(broker, subscribers, daemon_factory, models_dir,
-                                          ov_cache, demo_clip, tmp_path, fault_row):
+def test_file_source_removed_and_put_back(watched, demo_clip, tmp_path, fault_row):
     clip = tmp_path / "hall.avi"
     shutil.copyfile(demo_clip, clip)
     away = tmp_path / "hall.avi.away"
-    col = subscriber(broker, "file")
-    subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=clip,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db"))
-    d.start().wait_ready()
+    col, d = watched("file", source=clip)
     assert d.wait_produced(5, 60), d.log()[-3000:]
     clip.rename(away)  # the open file plays to its end; the reopen for the next pass fails
     assert d.wait_log(r"camera door: video file .* does not exist", 30), d.log()[-3000:]
@@ -70,18 +65,12 @@ def serve_mjpeg(clip: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 @pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
-def test_stream_server_killed_and_restarted(broker, subscribers, daemon_factory, models_dir,
-                                            ov_cache, demo_clip, tmp_path, fault_row):
+def test_stream_server_killed_and_restarted(watched, demo_clip, tmp_path, fault_row):
     port = free_port()
     ff_log = tmp_path / "ffmpeg.log"
     servers = [serve_mjpeg(demo_clip, port, ff_log)]
     try:
-        col = subscriber(broker, "stream")
-        subscribers.append(col)
-        d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache,
-                                       source=f"http://127.0.0.1:{port}/cam", broker=broker,
-                                       spool=tmp_path / "state" / "spool.db"))
-        d.start().wait_ready()
+        col, d = watched("stream", source=f"http://127.0.0.1:{port}/cam")
         assert d.wait_log(r"camera door: opened stream source", 30), d.log()[-3000:]
         assert d.wait_produced(5, 60), d.log()[-3000:] + ff_log.read_text()
         servers[0].send_signal(signal.SIGKILL)

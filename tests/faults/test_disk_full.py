@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import daemon_toml, settle_and_tally, subscriber, wait_delivered
+from faultkit import settle_and_tally, wait_delivered
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +46,8 @@ def small_state_dir(need_root, tmp_path) -> Path:
     subprocess.run(["umount", "-l", str(state)], capture_output=True, timeout=30, check=False)
 
 
-def test_disk_full_under_the_spool(small_state_dir, broker, subscribers, daemon_factory,
-                                   models_dir, ov_cache, demo_clip, fault_row):
-    col = subscriber(broker, "diskfull")
-    subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   broker=broker, spool=small_state_dir / "spool.db"))
-    d.start().wait_ready()
+def test_disk_full_under_the_spool(small_state_dir, broker, watched, fault_row):
+    col, d = watched("diskfull", spool=small_state_dir / "spool.db")
     assert d.wait_produced(5, 60)
     assert wait_delivered(col, [e["id"] for e in d.produced()], 30)
 

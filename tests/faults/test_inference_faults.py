@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from faultkit import daemon_toml, settle_and_tally, subscriber, wait_delivered, wait_stats
+from faultkit import settle_and_tally, wait_delivered, wait_stats
 
 from expressiond.errors import ConfigError
 from expressiond.faults import FaultPlan, InjectedFault, parse
@@ -32,23 +32,8 @@ def test_fault_spec_is_strict():
             parse(bad)
 
 
-@pytest.fixture
-def faulty(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path):
-    """start(name, faults) -> (subscriber, ready daemon on the demo clip with those faults)."""
-    def start(name: str, faults: str):
-        col = subscriber(broker, name)
-        subscribers.append(col)
-        d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                       broker=broker, spool=tmp_path / "state" / "spool.db"),
-                           env={"EXPRESSIOND_FAULTS": faults})
-        d.start().wait_ready()
-        return col, d
-
-    return start
-
-
-def test_one_failing_request_is_skipped_and_counted(faulty, fault_row):
-    col, d = faulty("infer-once", "infer-raise:frame=20;infer-raise:frame=60")
+def test_one_failing_request_is_skipped_and_counted(watched, fault_row):
+    col, d = watched("infer-once", env={"EXPRESSIOND_FAULTS": "infer-raise:frame=20;infer-raise:frame=60"})
     assert d.wait_log(r"TEST-ONLY fault injection is active", 5)
     assert d.wait_log(r"inference failed on frame \d+, frame skipped", 60, count=2), d.log()[-3000:]
     n_fault = len(d.produced())
@@ -72,8 +57,8 @@ def test_one_failing_request_is_skipped_and_counted(faulty, fault_row):
     assert "Traceback" not in d.log()
 
 
-def test_a_device_that_keeps_failing_exits_1_for_systemd(faulty, fault_row):
-    col, d = faulty("infer-always", "infer-raise:from=40")
+def test_a_device_that_keeps_failing_exits_1_for_systemd(watched, fault_row):
+    col, d = watched("infer-always", env={"EXPRESSIOND_FAULTS": "infer-raise:from=40"})
     t0 = time.monotonic()
     rc = d.wait_exit(60)  # bounded: a hang fails here
     exit_s = time.monotonic() - t0
@@ -92,13 +77,13 @@ def test_a_device_that_keeps_failing_exits_1_for_systemd(faulty, fault_row):
     assert t.lost == 0 and t.in_order, t
 
 
-def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(faulty, fault_row):
+def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(watched, fault_row):
     """A stop that never returns (a driver call stuck in the kernel) must not hang until
     systemd's SIGKILL: after STOP_GUARD_S the thread stacks go to stderr and the daemon exits 1.
     Events made before the stop are in the spool or delivered, none lost."""
     from expressiond.daemon_main import STOP_GUARD_S
 
-    col, d = faulty("stop-hang", "stop-hang")
+    col, d = watched("stop-hang", env={"EXPRESSIOND_FAULTS": "stop-hang"})
     assert d.wait_more(3, 60) >= 3, "no events before the stop"
     t0 = time.monotonic()
     d.send(signal.SIGTERM)

@@ -22,14 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_signal_during_broker_outage_then_restart(sig, broker, subscribers, daemon_factory,
-                                                   models_dir, ov_cache, demo_clip, tmp_path,
-                                                   fault_row):
-    col = subscriber(broker, f"sig{int(sig)}")
-    subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db"))
-    d.start().wait_ready()
+def test_signal_during_broker_outage_then_restart(sig, broker, watched, tmp_path, fault_row):
+    col, d = watched(f"sig{int(sig)}")
     assert d.wait_produced(5, 60)
     assert wait_delivered(col, [e["id"] for e in d.produced()], 30)
     broker.stop()
