@@ -242,7 +242,7 @@ def fer_ir(fer_tflite, tmp_path_factory) -> dict[str, str]:
     return out
 
 
-def test_converted_fer_reproduces_tflite(models_dir, fer_ir):
+def test_converted_fer_reproduces_tflite(models_dir, fer_ir, expressions_dir):
     """Conversion fidelity against the TFLite interpreter's outputs (quantised model: the
     interpreter computes in int8 where OpenVINO dequantises, so ~1e-2 apart)."""
     from expressiond.inference.ovcompat import Core
@@ -254,7 +254,7 @@ def test_converted_fer_reproduces_tflite(models_dir, fer_ir):
                                          precision="FP16"))
     top_fp16 = 0
     for name, want in FER_REFERENCE.items():
-        image = cv2.imread(str(EXPRESSIONS / name))
+        image = cv2.imread(str(expressions_dir / name))
         grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 64))
         request.infer({0: ((grey.astype(np.float32) / 255 - 0.5) * 2)[None, :, :, None]})
         np.testing.assert_allclose(request.get_output_tensor(0).data[0], want, atol=0.02)
