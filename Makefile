@@ -73,12 +73,13 @@ demo: setup
 	@echo ">> the daemon: a private mosquitto, expressiond run on the sample clip, events as they arrive"
 	@$(PY) scripts/demo.py --models $(MODELS_DIR)
 
-lint: venv
-	@$(VENV)/bin/ruff check daemon tests
-	@$(VENV)/bin/ruff format --check daemon tests
+LINT_PATHS := daemon tests benchmarks scripts
 
-test: setup venv310
-	@$(VENV)/bin/ruff check daemon tests
+lint: venv
+	@$(VENV)/bin/ruff check $(LINT_PATHS)
+	@$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+test: setup venv310 lint
 	@$(VENV)/bin/pytest -q -m "not slow" tests
 	@echo ">> the 30 s broker outage with a SIGKILL/restart of the publisher (issue contract)"
 	@$(VENV)/bin/pytest -q -m slow tests/integration

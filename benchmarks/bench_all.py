@@ -58,9 +58,18 @@ def progress(msg: str) -> None:
 
 def run_faceapi(models_dir: Path, out: Path, repeat: int, seconds: float) -> dict:
     """benchmarks/vs_faceapi.py (wasm backend only) as a child; its JSON report."""
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "vs_faceapi.py"), "--models-dir",
-           str(models_dir), "--repeat", str(repeat), "--async-seconds", f"{seconds:g}",
-           "--json", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "vs_faceapi.py"),
+        "--models-dir",
+        str(models_dir),
+        "--repeat",
+        str(repeat),
+        "--async-seconds",
+        f"{seconds:g}",
+        "--json",
+        str(out),
+    ]
     progress("face-api JS (wasm) vs expressiond: " + " ".join(cmd[1:]))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     for line in proc.stderr.splitlines():
@@ -85,60 +94,86 @@ def faceapi_summary(report: dict) -> dict:
     wasm = report["faceapi"].get("wasm", {})
     return {
         "vs_faceapi_js": report["ratios"].get("vs_faceapi_js"),
-        "int8_vs_fp32": round(int8["photos_per_s"] / fp32["photos_per_s"], 3)
-        if int8 and fp32 else None,
+        "int8_vs_fp32": round(int8["photos_per_s"] / fp32["photos_per_s"], 3) if int8 and fp32 else None,
         "faceapi_wasm_ms_per_photo": round(wasm.get("ms_per_photo", 0), 1) or None,
-        "expressiond": {k: {"ms_per_photo": round(r["ms_per_photo"], 1),
-                            "photos_per_s": round(r["photos_per_s"], 2),
-                            "top1_agreement_wasm": (r.get("agreement", {}).get("wasm") or {})
-                            .get("top1_agreement"), "load_avg": r.get("load_avg")}
-                        for k, r in rows.items()},
-        "by_row": report["ratios"].get("by_row"), "n_inputs": report.get("n_inputs"),
+        "expressiond": {
+            k: {
+                "ms_per_photo": round(r["ms_per_photo"], 1),
+                "photos_per_s": round(r["photos_per_s"], 2),
+                "top1_agreement_wasm": (r.get("agreement", {}).get("wasm") or {}).get("top1_agreement"),
+                "load_avg": r.get("load_avg"),
+            }
+            for k, r in rows.items()
+        },
+        "by_row": report["ratios"].get("by_row"),
+        "n_inputs": report.get("n_inputs"),
         "exit_code": report.get("exit_code", 0),
         "load_avg_start": report.get("load_avg_start"),
-        "load_avg_end": report.get("load_avg_end"), "node": report["versions"].get("node"),
+        "load_avg_end": report.get("load_avg_end"),
+        "node": report["versions"].get("node"),
     }
 
 
 def available_precisions(models_dir: Path) -> list[str]:
-    return [p for p in paths.PRECISIONS
-            if all((paths.builtin_model_dir(models_dir, m, p) / "model.xml").is_file()
-                   for m in paths.BUILTIN_MODELS)]
+    return [
+        p
+        for p in paths.PRECISIONS
+        if all(
+            (paths.builtin_model_dir(models_dir, m, p) / "model.xml").is_file() for m in paths.BUILTIN_MODELS
+        )
+    ]
 
 
-def run_precisions(cfg: Config, clip: Path, precisions: list[str], seconds: float,
-                   work: Path) -> dict:
+def run_precisions(cfg: Config, clip: Path, precisions: list[str], seconds: float, work: Path) -> dict:
     """Per precision: e2e fps (every frame, config hint) and p99 at 10 fps (LATENCY)."""
     rows = {}
     for p in precisions:
         pc = replace(cfg, inference=replace(cfg.inference, precision=p))
         lat_cfg = replace(pc, inference=replace(pc.inference, performance_hint="LATENCY"))
-        progress(f"   {p}: end to end on every frame, then latency at "
-                 f"{bm.LATENCY_SOURCE_FPS:g} fps (LATENCY hint)")
+        progress(
+            f"   {p}: end to end on every frame, then latency at {bm.LATENCY_SOURCE_FPS:g} fps (LATENCY hint)"
+        )
         e2e = bench_modes.end_to_end(pc, clip, seconds, bm.E2E_SOURCE_FPS, work)
-        lat = bench_modes.end_to_end(lat_cfg, clip, 2 * seconds, bm.LATENCY_SOURCE_FPS, work,
-                                     kind="latency")
-        rows[p] = {"e2e_fps": e2e["fps"], "e2e_cpu_ms_per_frame": e2e["cpu_ms_per_frame"],
-                   "inference_precision": e2e.get("inference_precision"),
-                   "peak_rss_mib": max(e2e.get("peak_rss_mib") or 0, lat.get("peak_rss_mib") or 0),
-                   "latency_ms_10fps_latency_hint": lat["latency_ms"],
-                   "fps_10fps_latency_hint": lat["fps"], "load_avg": e2e["load_avg"],
-                   "errors": [r["error"] for r in (e2e, lat) if r.get("error")]}
+        lat = bench_modes.end_to_end(lat_cfg, clip, 2 * seconds, bm.LATENCY_SOURCE_FPS, work, kind="latency")
+        rows[p] = {
+            "e2e_fps": e2e["fps"],
+            "e2e_cpu_ms_per_frame": e2e["cpu_ms_per_frame"],
+            "inference_precision": e2e.get("inference_precision"),
+            "peak_rss_mib": max(e2e.get("peak_rss_mib") or 0, lat.get("peak_rss_mib") or 0),
+            "latency_ms_10fps_latency_hint": lat["latency_ms"],
+            "fps_10fps_latency_hint": lat["fps"],
+            "load_avg": e2e["load_avg"],
+            "errors": [r["error"] for r in (e2e, lat) if r.get("error")],
+        }
     return rows
 
 
 def target(name: str, measured, op: str, goal: float, note: str = "") -> dict:
     if measured is None:
-        return {"name": name, "measured": None, "op": op, "target": goal, "met": None,
-                "score": None, "note": note or "not measured"}
+        return {
+            "name": name,
+            "measured": None,
+            "op": op,
+            "target": goal,
+            "met": None,
+            "score": None,
+            "note": note or "not measured",
+        }
     if op in (">=", ">"):
         score = measured / goal
         met = measured >= goal if op == ">=" else measured > goal
     else:
         score = goal / measured if measured else None
         met = measured <= goal if op == "<=" else measured < goal
-    return {"name": name, "measured": measured, "op": op, "target": goal, "met": bool(met),
-            "score": round(score, 3) if score is not None else None, "note": note}
+    return {
+        "name": name,
+        "measured": measured,
+        "op": op,
+        "target": goal,
+        "met": bool(met),
+        "score": round(score, 3) if score is not None else None,
+        "note": note,
+    }
 
 
 def targets(result: dict) -> list[dict]:
@@ -148,22 +183,39 @@ def targets(result: dict) -> list[dict]:
     hint = modes.get("hint", "THROUGHPUT")
     return [
         target("async best / sync loop fps (issue 3)", r.get("async_vs_sync"), ">=", 1.8),
-        target("e2e run / benchmark_app detector (issue 3)", r.get("e2e_vs_benchmark_app"),
-               ">=", 0.85),
-        target("e2e run / benchmark_app detector (issue 9)", r.get("e2e_vs_benchmark_app"),
-               ">=", 0.9),
-        target("e2e run / benchmark_app detector + classifier", r.get("e2e_vs_inference_ceiling"),
-               ">=", 0.9, "the ceiling with the classifier's work per face counted"),
-        target("the same per CPU-second", r.get("e2e_vs_inference_ceiling_per_cpu"), ">=", 0.9,
-               "robust to the shared box"),
+        target("e2e run / benchmark_app detector (issue 3)", r.get("e2e_vs_benchmark_app"), ">=", 0.85),
+        target("e2e run / benchmark_app detector (issue 9)", r.get("e2e_vs_benchmark_app"), ">=", 0.9),
+        target(
+            "e2e run / benchmark_app detector + classifier",
+            r.get("e2e_vs_inference_ceiling"),
+            ">=",
+            0.9,
+            "the ceiling with the classifier's work per face counted",
+        ),
+        target(
+            "the same per CPU-second",
+            r.get("e2e_vs_inference_ceiling_per_cpu"),
+            ">=",
+            0.9,
+            "robust to the shared box",
+        ),
         target(f"p99 latency ms at 10 fps ({hint} hint)", lat.get("p99"), "<", 150.0),
-        target("p99 latency ms at 10 fps (LATENCY hint)", lat_l.get("p99"), "<", 150.0,
-               "the config's best setting for latency"),
+        target(
+            "p99 latency ms at 10 fps (LATENCY hint)",
+            lat_l.get("p99"),
+            "<",
+            150.0,
+            "the config's best setting for latency",
+        ),
         target("RSS MiB of `expressiond run`, 1 camera", modes.get("peak_rss_mib"), "<", 400.0),
-        target("one process / N processes fps", r.get("one_process_vs_n_processes_fps"),
-               ">=", 1.0, f"N = {result.get('streams', {}).get('ratios', {}).get('at_n')}"),
-        target("one process / N processes RSS", r.get("one_process_vs_n_processes_rss"),
-               "<=", 0.5),
+        target(
+            "one process / N processes fps",
+            r.get("one_process_vs_n_processes_fps"),
+            ">=",
+            1.0,
+            f"N = {result.get('streams', {}).get('ratios', {}).get('at_n')}",
+        ),
+        target("one process / N processes RSS", r.get("one_process_vs_n_processes_rss"), "<=", 0.5),
         target("e2e run / write-up sync loop fps", r.get("e2e_vs_sync"), ">=", 3.0),
         target("expressiond FP32 async / face-api wasm", r.get("vs_faceapi_js"), ">=", 10.0),
     ] + best_precision_targets(result)
@@ -176,38 +228,53 @@ def best_precision_targets(result: dict) -> list[dict]:
     fp32 = by_p.get("FP32") or {}
     rows = [(p, v) for p, v in by_p.items() if p != "FP32" and v.get("e2e_fps")]
     out = []
-    lat = [(v["latency_ms_10fps_latency_hint"].get("p99"), p) for p, v in by_p.items()
-           if (v.get("latency_ms_10fps_latency_hint") or {}).get("p99")]
+    lat = [
+        (v["latency_ms_10fps_latency_hint"].get("p99"), p)
+        for p, v in by_p.items()
+        if (v.get("latency_ms_10fps_latency_hint") or {}).get("p99")
+    ]
     if lat:
         best, p = min(lat)
-        out.append(target(f"p99 latency ms at 10 fps, {p} (LATENCY hint)", best, "<", 150.0,
-                          "best precision"))
+        out.append(
+            target(f"p99 latency ms at 10 fps, {p} (LATENCY hint)", best, "<", 150.0, "best precision")
+        )
     if rows and fp32.get("e2e_fps") and result["ratios"].get("e2e_vs_sync"):
         p, v = max(rows, key=lambda pv: pv[1]["e2e_fps"])
         gain = v["e2e_fps"] / fp32["e2e_fps"]
-        out.append(target(f"e2e run {p} / write-up sync loop (FP32) fps",
-                          round(result["ratios"]["e2e_vs_sync"] * gain, 3), ">=", 3.0,
-                          f"derived: e2e_vs_sync x {p}/FP32 e2e {gain:.2f} (same step)"))
+        out.append(
+            target(
+                f"e2e run {p} / write-up sync loop (FP32) fps",
+                round(result["ratios"]["e2e_vs_sync"] * gain, 3),
+                ">=",
+                3.0,
+                f"derived: e2e_vs_sync x {p}/FP32 e2e {gain:.2f} (same step)",
+            )
+        )
     by_row = (result.get("faceapi") or {}).get("by_row") or {}
-    best = [(v.get("vs_faceapi_wasm"), k) for k, v in by_row.items()
-            if k.endswith("async") and v.get("vs_faceapi_wasm")]
+    best = [
+        (v.get("vs_faceapi_wasm"), k)
+        for k, v in by_row.items()
+        if k.endswith("async") and v.get("vs_faceapi_wasm")
+    ]
     if best and not max(best)[1].startswith("FP32"):  # FP32 async is already a target row
         ratio, k = max(best)
-        out.append(target(f"expressiond {k} / face-api wasm", ratio, ">=", 10.0,
-                          "best precision, same run"))
+        out.append(target(f"expressiond {k} / face-api wasm", ratio, ">=", 10.0, "best precision, same run"))
     return out
 
 
 def print_summary(result: dict) -> None:
     print(f"expressiond benchmarks, {result['date']}; {result['machine']}")
-    print(f"load average {result['load_avg_start']} -> {result['load_avg_end']}; "
-          f"{result['duration_s']:.0f} s\n")
+    print(
+        f"load average {result['load_avg_start']} -> {result['load_avg_end']}; {result['duration_s']:.0f} s\n"
+    )
     bm.print_table(result["benchmark_view"])
     print("\ntargets:")
     for t in result["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
-        print(f"  {mark} {t['name']:<46} {t['measured']!s:>8} (target {t['op']} {t['target']})"
-              f"{'  ' + t['note'] if t['note'] else ''}")
+        print(
+            f"  {mark} {t['name']:<46} {t['measured']!s:>8} (target {t['op']} {t['target']})"
+            f"{'  ' + t['note'] if t['note'] else ''}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-seconds", type=float, default=12.0)
     ap.add_argument("--faceapi-repeat", type=int, default=3)
     ap.add_argument("--skip-faceapi", action="store_true")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short smoke run (1 round, 2 s modes, streams 1,2), ~3 minutes")
+    ap.add_argument(
+        "--quick", action="store_true", help="a short smoke run (1 round, 2 s modes, streams 1,2), ~3 minutes"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     ap.add_argument("--plots-dir", type=Path, default=None, help="default: beside --out")
     ap.add_argument("--json", action="store_true", help="print the JSON instead of the summary")
@@ -254,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = bm.parse_streams(args.streams)
     progress(f"2/4 streams {counts}: {args.stream_rounds} round(s) x {args.stream_seconds:g} s")
     with tempfile.TemporaryDirectory(prefix="bench-streams.") as tmp:
-        streams = run_streams(cfg, clip, counts, args.stream_seconds, args.stream_rounds,
-                              Path(tmp), progress)
+        streams = run_streams(cfg, clip, counts, args.stream_seconds, args.stream_rounds, Path(tmp), progress)
     progress(f"   ratios {streams['ratios']}")
 
     precisions = available_precisions(models_dir)
@@ -267,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         progress("4/4 face-api JS (wasm) side by side")
         with tempfile.TemporaryDirectory(prefix="bench-faceapi.") as tmp:
-            faceapi = faceapi_summary(run_faceapi(models_dir, Path(tmp) / "vs.json",
-                                                  args.faceapi_repeat, max(3.0, args.seconds)))
+            faceapi = faceapi_summary(
+                run_faceapi(models_dir, Path(tmp) / "vs.json", args.faceapi_repeat, max(3.0, args.seconds))
+            )
     ratios = dict(modes["ratios"])
     ratios.update({k: v for k, v in streams["ratios"].items() if k != "at_n"})
     ratios["vs_faceapi_js"] = faceapi.get("vs_faceapi_js")
@@ -276,23 +344,38 @@ def main(argv: list[str] | None = None) -> int:
         ratios["int8_vs_fp32"] = faceapi["int8_vs_fp32"]
     result = {
         "ratios": ratios,
-        "date": modes["date"], "machine": modes["machine"], "versions": modes["versions"],
-        "load_avg_start": load_start, "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+        "date": modes["date"],
+        "machine": modes["machine"],
+        "versions": modes["versions"],
+        "load_avg_start": load_start,
+        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "duration_s": round(time.monotonic() - T0, 1),
-        "settings": {"precision": args.precision, "detector": cfg.detector.model,
-                     "classifier": cfg.classifier.model, "rounds": args.rounds,
-                     "seconds": args.seconds, "streams": counts,
-                     "stream_rounds": args.stream_rounds, "stream_seconds": args.stream_seconds,
-                     "faceapi_repeat": args.faceapi_repeat, "clip": str(clip)},
-        "benchmark": modes, "streams": streams, "precisions": by_precision,
+        "settings": {
+            "precision": args.precision,
+            "detector": cfg.detector.model,
+            "classifier": cfg.classifier.model,
+            "rounds": args.rounds,
+            "seconds": args.seconds,
+            "streams": counts,
+            "stream_rounds": args.stream_rounds,
+            "stream_seconds": args.stream_seconds,
+            "faceapi_repeat": args.faceapi_repeat,
+            "clip": str(clip),
+        },
+        "benchmark": modes,
+        "streams": streams,
+        "precisions": by_precision,
         "faceapi": faceapi,
     }
     result["targets"] = targets(result)
     view = dict(modes, streams=streams, ratios=ratios, load_avg_end=result["load_avg_end"])
     plots = args.plots_dir or args.out.parent
     plot(view, plots / "benchmark.png")
-    plot_targets(result["targets"], plots / "targets.png",
-                 f"expressiond targets, {result['date'][:10]}, {result['machine'][:60]}")
+    plot_targets(
+        result["targets"],
+        plots / "targets.png",
+        f"expressiond targets, {result['date'][:10]}, {result['machine'][:60]}",
+    )
     bm.write_json(result, args.out)
     progress(f"wrote {args.out}, {plots / 'benchmark.png'}, {plots / 'targets.png'}")
     if args.json:

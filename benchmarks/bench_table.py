@@ -30,26 +30,35 @@ def targets_md(r: dict) -> list[str]:
 
 
 def modes_md(b: dict) -> list[str]:
-    out = [f"| mode ({b['device']} {b['precision']}, median of {b['rounds']}) | fps | faces/s | "
-           "p50 ms | p99 ms | CPU ms/frame |", "|---|---|---|---|---|---|"]
+    out = [
+        f"| mode ({b['device']} {b['precision']}, median of {b['rounds']}) | fps | faces/s | "
+        "p50 ms | p99 ms | CPU ms/frame |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in b["table"]:
         lat = row.get("latency_ms") or {}
-        out.append(f"| {row['mode']} | {_f(row.get('fps'))} | {_f(row.get('faces_per_s'))} | "
-                   f"{_f(lat.get('p50'), '.0f')} | {_f(lat.get('p99'), '.0f')} | "
-                   f"{_f(row.get('cpu_ms_per_frame'), '.1f')} |")
+        out.append(
+            f"| {row['mode']} | {_f(row.get('fps'))} | {_f(row.get('faces_per_s'))} | "
+            f"{_f(lat.get('p50'), '.0f')} | {_f(lat.get('p99'), '.0f')} | "
+            f"{_f(row.get('cpu_ms_per_frame'), '.1f')} |"
+        )
     return out
 
 
 def streams_md(s: dict) -> list[str]:
-    out = ["| cameras | setup | total fps | p99 ms | RSS MiB (sum of peaks) | PSS MiB | "
-           "fps/core | fps/GiB |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| cameras | setup | total fps | p99 ms | RSS MiB (sum of peaks) | PSS MiB | fps/core | fps/GiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in s["table"]:
         for side in ("one", "separate"):
             v = row[side]
             name = "1 process" if side == "one" else f"{row['n']} pinned process(es)"
-            out.append(f"| {row['n']} | {name} | {_f(v['total_fps'])} | {_f(v['p99_ms'], '.0f')} "
-                       f"| {_f(v['rss_mib'], '.0f')} | {_f(v['pss_mib'], '.0f')} | "
-                       f"{_f(v['fps_per_core'])} | {_f(v['fps_per_gib'])} |")
+            out.append(
+                f"| {row['n']} | {name} | {_f(v['total_fps'])} | {_f(v['p99_ms'], '.0f')} "
+                f"| {_f(v['rss_mib'], '.0f')} | {_f(v['pss_mib'], '.0f')} | "
+                f"{_f(v['fps_per_core'])} | {_f(v['fps_per_gib'])} |"
+            )
     return out
 
 
@@ -61,19 +70,22 @@ def render(r: dict) -> str:
     lines += ["", f"Ratios: {ratios}.", ""]
     lines += modes_md(b) + [""]
     played = "every frame" if s["source_fps"] <= 0 else f"{s['source_fps']:g} fps"
-    lines += [f"One process with N cameras vs N single-camera processes pinned to cores "
-              f"(the clip per camera at {played}, {s['seconds_per_run']:g} s, median of "
-              f"{s['rounds']}):", ""]
+    lines += [
+        f"One process with N cameras vs N single-camera processes pinned to cores "
+        f"(the clip per camera at {played}, {s['seconds_per_run']:g} s, median of "
+        f"{s['rounds']}):",
+        "",
+    ]
     lines += streams_md(s) + [""]
-    lines += ["![modes and streams](benchmarks/benchmark.png)",
-              "![targets](benchmarks/targets.png)", ""]
+    lines += ["![modes and streams](benchmarks/benchmark.png)", "![targets](benchmarks/targets.png)", ""]
     v = r["versions"]
     lines.append(
         f"Measured {r['date'][:10]} on {r['machine']}, OpenVINO {v['openvino'].split('-')[0]}, "
         f"Python {v['python']}; detector {r['settings'].get('detector')}; load average "
         f"{r['load_avg_start'][0]} -> {r['load_avg_end'][0]} (the box is shared: compare the "
         "ratios, measured seconds apart, not the absolute fps). How each figure is measured: "
-        "benchmarks/README.md.")
+        "benchmarks/README.md."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -89,14 +89,14 @@ def detector_specs(models: Path, tmp: Path) -> list[tuple[str, AnalyzerSettings]
     for p in ("FP32", "FP16"):
         specs.append((f"face-api SSD {p} (today)", AnalyzerSettings(models, precision=p)))
     specs.append(("face-api SSD FP32, padded 2x", AnalyzerSettings(models, detector_pads=(2.0,))))
-    specs.append(("face-api SSD FP32, 1x + 2x pad", AnalyzerSettings(models,
-                                                                     detector_pads=(1.0, 2.0))))
+    specs.append(("face-api SSD FP32, 1x + 2x pad", AnalyzerSettings(models, detector_pads=(1.0, 2.0))))
     for p in ("FP32", "FP16"):
-        specs.append((f"OMZ retail-0005 {p} (bundled)", AnalyzerSettings(models, precision=p,
-                                                                          detector=R5)))
-    for name, p, short in (("face-detection-retail-0004", "FP32", "retail-0004 FP32"),
-                           ("face-detection-retail-0004", "FP16", "retail-0004 FP16"),
-                           ("face-detection-adas-0001", "FP16", "adas-0001 FP16")):
+        specs.append((f"OMZ retail-0005 {p} (bundled)", AnalyzerSettings(models, precision=p, detector=R5)))
+    for name, p, short in (
+        ("face-detection-retail-0004", "FP32", "retail-0004 FP32"),
+        ("face-detection-retail-0004", "FP16", "retail-0004 FP16"),
+        ("face-detection-adas-0001", "FP16", "adas-0001 FP16"),
+    ):
         xml = omz_xml(name, p, tmp)
         if xml:
             specs.append((f"OMZ {short}", AnalyzerSettings(models, precision=p, detector=xml)))
@@ -107,9 +107,15 @@ def run_detectors(models: Path, tmp: Path, images: list[np.ndarray], say) -> dic
     specs = detector_specs(models, tmp)
     analyzers = {name: FaceAnalyzer(s) for name, s in specs}
     clips = {p.name: read_clip(p) for p in sorted(VIDEOS.glob("*")) if p.suffix in (".gif", ".avi")}
-    out = {name: {"settings": {"detector": s.detector, "precision": s.precision,
-                               "pads": list(s.detector_pads)},
-                  "dev_found": 0, "clips": {}, "frame_s": []} for name, s in specs}
+    out = {
+        name: {
+            "settings": {"detector": s.detector, "precision": s.precision, "pads": list(s.detector_pads)},
+            "dev_found": 0,
+            "clips": {},
+            "frame_s": [],
+        }
+        for name, s in specs
+    }
     say(f"detectors: {len(specs)} on {len(images)} photos")
     for image in images:
         for name, a in analyzers.items():
@@ -127,10 +133,15 @@ def run_detectors(models: Path, tmp: Path, images: list[np.ndarray], say) -> dic
             counts = [len(b) for b in boxes[name]]
             ref = "face-api SSD FP16 (today)" if "FP16" in name else "face-api SSD FP32 (today)"
             out[name]["clips"][clip] = {
-                "frames": len(frames), "faces_per_frame": counts,
-                "min": min(counts), "mean": round(float(np.mean(counts)), 3), "max": max(counts),
+                "frames": len(frames),
+                "faces_per_frame": counts,
+                "min": min(counts),
+                "mean": round(float(np.mean(counts)), 3),
+                "max": max(counts),
                 "lost_vs_today": lost_faces(boxes[ref], boxes[name]),
-                "today_faces": sum(len(b) for b in boxes[ref]), "faces": sum(counts)}
+                "today_faces": sum(len(b) for b in boxes[ref]),
+                "faces": sum(counts),
+            }
     for row in out.values():
         row["dev_recall"] = row["dev_found"] / len(images)
         row["ms_per_frame"] = round(float(np.median(row.pop("frame_s"))) * 1000, 2)
@@ -156,9 +167,12 @@ def classifier_specs(models: Path, tmp: Path, precision: str) -> list[tuple[str,
         ("margin 1.2 + flip", replace(base, margin=1.2, crop="box", flip=True)),
     ]
     if emo:
-        specs.append(("square + flip + ensemble OMZ emotions (w 0.5)",
-                      replace(base, crop="square", flip=True, ensemble=emo,
-                              ensemble_weight=0.5)))
+        specs.append(
+            (
+                "square + flip + ensemble OMZ emotions (w 0.5)",
+                replace(base, crop="square", flip=True, ensemble=emo, ensemble_weight=0.5),
+            )
+        )
         specs.append(("OMZ emotions-0003 alone (5 labels)", replace(base, classifier=emo)))
     return specs
 
@@ -175,8 +189,7 @@ def run_classifiers(models: Path, tmp: Path, images, labels, sources, rounds: in
         say(f"classifiers {precision}: {len(specs)} variants x {len(images)} photos x {rounds}")
         square = analyzers["square"]
         two = "square + flip as two requests (mirrored before the resize)"
-        preds = {name: [None] * len(images)
-                 for name in ["whole photo (baseline)", *analyzers, two]}
+        preds = {name: [None] * len(images) for name in ["whole photo (baseline)", *analyzers, two]}
         times = {name: [] for name in preds}
         for _ in range(rounds):
             for i, (image, box) in enumerate(zip(images, boxes, strict=True)):
@@ -196,8 +209,7 @@ def run_classifiers(models: Path, tmp: Path, images, labels, sources, rounds: in
                 times[two].append(time.perf_counter() - t0)
                 mean = {k: (a[k] + b[k]) / 2 for k in a}
                 preds[two][i] = max(mean, key=mean.get)
-        base_ok = np.array([p == t for p, t in zip(preds["whole photo (baseline)"], labels,
-                                                   strict=True)])
+        base_ok = np.array([p == t for p, t in zip(preds["whole photo (baseline)"], labels, strict=True)])
         # today's classifier cost: the original net, one request on the detector's box
         today_ms = float(np.median(times["box (detector box as is)"])) * 1000
         rows = {}
@@ -207,14 +219,20 @@ def run_classifiers(models: Path, tmp: Path, images, labels, sources, rounds: in
             if name in preds:
                 ok = np.array([p == t for p, t in zip(preds[name], labels, strict=True)])
                 diff = ok[boot].mean(1) - base_ok[boot].mean(1)
-                row.update({
-                    "accuracy": round(float(ok.mean()), 4), "right": int(ok.sum()),
-                    "by_source": {s: round(float(ok[np.array(sources) == s].mean()), 3)
-                                  for s in sorted(set(sources))},
-                    "vs_baseline_points": round(float(ok.mean() - base_ok.mean()) * 100, 1),
-                    "vs_baseline_90ci_points": [round(float(np.percentile(diff, q)) * 100, 1)
-                                                for q in (5, 95)],
-                })
+                row.update(
+                    {
+                        "accuracy": round(float(ok.mean()), 4),
+                        "right": int(ok.sum()),
+                        "by_source": {
+                            s: round(float(ok[np.array(sources) == s].mean()), 3)
+                            for s in sorted(set(sources))
+                        },
+                        "vs_baseline_points": round(float(ok.mean() - base_ok.mean()) * 100, 1),
+                        "vs_baseline_90ci_points": [
+                            round(float(np.percentile(diff, q)) * 100, 1) for q in (5, 95)
+                        ],
+                    }
+                )
             rows[name] = row
         out[precision] = rows
     return out
@@ -228,14 +246,18 @@ def daemon_events(models: Path, tmp: Path, say) -> dict:
     tracks started and started with the labelled expression, for the old and the new default."""
     with open(DEV / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    chosen = [r for label in ("neutral", "happy", "sad", "angry", "fearful", "disgusted",
-                              "surprised") for r in [x for x in rows if x["label"] == label][:3]]
+    chosen = [
+        r
+        for label in ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+        for r in [x for x in rows if x["label"] == label][:3]
+    ]
     blank = np.full((480, 640, 3), 96, np.uint8)
     frames, spans = [], []
     for row in chosen:
         frame = blank.copy()
-        frame[:, 80:560] = cv2.resize(cv2.imread(str(DEV / row["file"])), (480, 480),
-                                      interpolation=cv2.INTER_AREA)
+        frame[:, 80:560] = cv2.resize(
+            cv2.imread(str(DEV / row["file"])), (480, 480), interpolation=cv2.INTER_AREA
+        )
         spans.append((len(frames), len(frames) + 15, row["label"]))
         frames += [frame] * 15 + [blank] * 6
     clip = tmp / "closeup.avi"
@@ -243,14 +265,18 @@ def daemon_events(models: Path, tmp: Path, say) -> dict:
     for frame in frames:
         writer.write(frame)
     writer.release()
-    variants = {"today (face-api SSD, original crop)":
-                f'[detector]\nmodel = "{FACEAPI}"\n[classifier]\nflip = false\ncrop = "model"\n',
-                "new default": ""}
+    variants = {
+        "today (face-api SSD, original crop)": (
+            f'[detector]\nmodel = "{FACEAPI}"\n[classifier]\nflip = false\ncrop = "model"\n'
+        ),
+        "new default": "",
+    }
     out = {}
     for name, extra in variants.items():
         say(f"daemon: {name}")
         cfg = tmp / "closeup.toml"
-        cfg.write_text(textwrap.dedent(f"""
+        cfg.write_text(
+            textwrap.dedent(f"""
             device_id = "closeup"
             models_dir = "{models}"
             [inference]
@@ -261,17 +287,26 @@ def daemon_events(models: Path, tmp: Path, say) -> dict:
             name = "kiosk"
             source = "{clip}"
             fps = 10
-            """) + extra)
-        proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config",
-                               str(cfg), "--stdout", "--no-mqtt"], capture_output=True, text=True,
-                              timeout=600, check=False)
+            """)
+            + extra
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg), "--stdout", "--no-mqtt"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         events = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
         starts = [e for e in events if e["type"] == "start"]
         here = [[e["expression"] for e in starts if a <= e["frame"] < b + 3] for a, b, _l in spans]
-        out[name] = {"exit": proc.returncode, "photos": len(spans), "events": len(events),
-                     "photos_with_a_track": sum(bool(h) for h in here),
-                     "photos_started_with_label": sum(lab in h for h, (_a, _b, lab)
-                                                      in zip(here, spans, strict=True))}
+        out[name] = {
+            "exit": proc.returncode,
+            "photos": len(spans),
+            "events": len(events),
+            "photos_with_a_track": sum(bool(h) for h in here),
+            "photos_started_with_label": sum(lab in h for h, (_a, _b, lab) in zip(here, spans, strict=True)),
+        }
     return out
 
 
@@ -280,42 +315,58 @@ def daemon_events(models: Path, tmp: Path, say) -> dict:
 
 def tables(result: dict) -> str:
     n = result["dev_photos"]
-    lines = [f"Detectors on {n} labelled close-up photos and {result['clip_frames']} frames of "
-             f"{len(result['clips'])} clips; one run, load average {result['load_before']} -> "
-             f"{result['load_after']}.", "",
-             "| detector | dev photos with a face | clips: faces/frame (mean per clip) | faces "
-             "lost vs face-api | ms/frame (median, clips) | cost vs face-api |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Detectors on {n} labelled close-up photos and {result['clip_frames']} frames of "
+        f"{len(result['clips'])} clips; one run, load average {result['load_before']} -> "
+        f"{result['load_after']}.",
+        "",
+        "| detector | dev photos with a face | clips: faces/frame (mean per clip) | faces "
+        "lost vs face-api | ms/frame (median, clips) | cost vs face-api |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in result["detectors"].items():
         means = " / ".join(f"{c['mean']:.2f}" for c in r["clips"].values())
-        lines.append(f"| {name} | {r['dev_found']}/{n} ({r['dev_recall']:.2f}) | {means} | "
-                     f"{r['lost_vs_today']} | {r['ms_per_frame']:.1f} | {r['cost_vs_today']:.2f}x |")
+        lines.append(
+            f"| {name} | {r['dev_found']}/{n} ({r['dev_recall']:.2f}) | {means} | "
+            f"{r['lost_vs_today']} | {r['ms_per_frame']:.1f} | {r['cost_vs_today']:.2f}x |"
+        )
     lines += ["", f"Clips: {', '.join(result['clips'])}.", ""]
     for precision, rows in result["classifiers"].items():
-        lines += [f"Classifier variants, {precision}, detector {R5} (all {n} faces found); "
-                  f"cost per face vs one request on the box (today). {n} photos: 1 photo = "
-                  f"{100 / n:.1f} points.", "",
-                  "| variant | top-1 | right | FER2013 / muxspace | vs whole photo (points, "
-                  "90% paired bootstrap) | ms/face | cost vs today |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Classifier variants, {precision}, detector {R5} (all {n} faces found); "
+            f"cost per face vs one request on the box (today). {n} photos: 1 photo = "
+            f"{100 / n:.1f} points.",
+            "",
+            "| variant | top-1 | right | FER2013 / muxspace | vs whole photo (points, "
+            "90% paired bootstrap) | ms/face | cost vs today |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, r in rows.items():
             if "accuracy" not in r:
-                lines.append(f"| {name} | - | - | - | - | {r['ms_per_face']:.2f} | "
-                             f"{r['cost_vs_today']:.2f}x |")
+                lines.append(
+                    f"| {name} | - | - | - | - | {r['ms_per_face']:.2f} | {r['cost_vs_today']:.2f}x |"
+                )
                 continue
             src = " / ".join(f"{v:.2f}" for v in r["by_source"].values())
             ci = r["vs_baseline_90ci_points"]
-            lines.append(f"| {name} | {r['accuracy']:.3f} | {r['right']}/{n} | {src} | "
-                         f"{r['vs_baseline_points']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}] | "
-                         f"{r['ms_per_face']:.2f} | {r['cost_vs_today']:.2f}x |")
+            lines.append(
+                f"| {name} | {r['accuracy']:.3f} | {r['right']}/{n} | {src} | "
+                f"{r['vs_baseline_points']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}] | "
+                f"{r['ms_per_face']:.2f} | {r['cost_vs_today']:.2f}x |"
+            )
         lines.append("")
     if result.get("daemon"):
-        lines += ["`expressiond run` on a close-up clip (21 dev photos, 15 frames each at 10 fps):",
-                  "", "| config | events | photos with a track | started with the label |",
-                  "|---|---|---|---|"]
+        lines += [
+            "`expressiond run` on a close-up clip (21 dev photos, 15 frames each at 10 fps):",
+            "",
+            "| config | events | photos with a track | started with the label |",
+            "|---|---|---|---|",
+        ]
         for name, r in result["daemon"].items():
-            lines.append(f"| {name} | {r['events']} | {r['photos_with_a_track']}/{r['photos']} "
-                         f"| {r['photos_started_with_label']}/{r['photos']} |")
+            lines.append(
+                f"| {name} | {r['events']} | {r['photos_with_a_track']}/{r['photos']} "
+                f"| {r['photos_started_with_label']}/{r['photos']} |"
+            )
     return "\n".join(lines)
 
 
@@ -335,18 +386,21 @@ def main(argv: list[str] | None = None) -> int:
 
     models = Path(args.models)
     images, labels, sources = load_dev()
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "openvino": OV_VERSION, "python": platform.python_version(),
-              "dev_photos": len(images), "load_before": loadavg()}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "openvino": OV_VERSION,
+        "python": platform.python_version(),
+        "dev_photos": len(images),
+        "load_before": loadavg(),
+    }
     with tempfile.TemporaryDirectory(prefix="closeup-") as tmp_name:
         tmp = Path(tmp_name)
         result["detectors"] = run_detectors(models, tmp, images, say)
         first = next(iter(result["detectors"].values()))
         result["clips"] = list(first["clips"])
         result["clip_frames"] = sum(c["frames"] for c in first["clips"].values())
-        result["classifiers"] = run_classifiers(models, tmp, images, labels, sources,
-                                                args.rounds, say)
+        result["classifiers"] = run_classifiers(models, tmp, images, labels, sources, args.rounds, say)
         result["daemon"] = None if args.no_daemon else daemon_events(models, tmp, say)
     result["load_after"] = loadavg()
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

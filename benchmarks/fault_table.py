@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HEADER = ("Fault", "How it was made", "Result", "Events produced", "Received", "Lost",
-          "Duplicates")
+HEADER = ("Fault", "How it was made", "Result", "Events produced", "Received", "Lost", "Duplicates")
 
 
 def cell(value) -> str:
@@ -31,14 +30,29 @@ def render(doc: dict) -> str:
         "|" + "|".join(["---"] * 3 + ["---:"] * 4) + "|",
     ]
     for r in doc.get("faults", []):
-        lines.append("| " + " | ".join(cell(r.get(k)) for k in (
-            "fault", "how", "result", "events_produced", "events_received", "events_lost",
-            "duplicates")) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                cell(r.get(k))
+                for k in (
+                    "fault",
+                    "how",
+                    "result",
+                    "events_produced",
+                    "events_received",
+                    "events_lost",
+                    "duplicates",
+                )
+            )
+            + " |"
+        )
     lost = sum(r.get("events_lost") or 0 for r in doc.get("faults", []))
     lines.append("")
-    lines.append(f"Events lost in total: {lost}. Measured by `tests/faults` on {doc.get('machine')}, "
-                 f"last updated {doc.get('updated')}; regenerate with "
-                 "`python benchmarks/fault_table.py`.")
+    lines.append(
+        f"Events lost in total: {lost}. Measured by `tests/faults` on {doc.get('machine')}, "
+        f"last updated {doc.get('updated')}; regenerate with "
+        "`python benchmarks/fault_table.py`."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -50,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = json.loads(Path(args.json).read_text())
     except FileNotFoundError:
-        print(f"{args.json} not found: run the fault suite first (pytest tests/faults)",
-              file=sys.stderr)
+        print(f"{args.json} not found: run the fault suite first (pytest tests/faults)", file=sys.stderr)
         return 1
     sys.stdout.write(render(doc))
-    bad = [r["key"] for r in doc.get("faults", [])
-           if (r.get("events_lost") or 0) > 0 or str(r.get("result", "")).startswith("FAILED")]
+    bad = [
+        r["key"]
+        for r in doc.get("faults", [])
+        if (r.get("events_lost") or 0) > 0 or str(r.get("result", "")).startswith("FAILED")
+    ]
     if args.strict and bad:
         print(f"lost events or failed: {', '.join(bad)}", file=sys.stderr)
         return 1

@@ -57,7 +57,7 @@ def thread_times(pid: int) -> dict[int, tuple[str, float]]:
             raw = (task / "stat").read_text()
         except OSError:
             continue
-        f = raw[raw.rfind(")") + 2:].split()
+        f = raw[raw.rfind(")") + 2 :].split()
         out[int(task.name)] = (comm, (int(f[11]) + int(f[12])) / CLK_TCK)
     return out
 
@@ -90,14 +90,32 @@ class Profiler:
             return
         for mode in ("active", "gil"):
             out = self.workdir / f"pyspy-{mode}.txt"
-            cmd = [self.pyspy, "record", "--pid", str(self.pid), "--duration",
-                   str(max(1, int(self.seconds) - 1)), "--rate", "100", "--format", "raw",
-                   "--threads", "--nonblocking", "-o", str(out)]
+            cmd = [
+                self.pyspy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--duration",
+                str(max(1, int(self.seconds) - 1)),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--threads",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ]
             if mode == "gil":
                 cmd.append("--gil")
             self.commands.append(cmd)
-            self.procs.append((mode, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                                      stderr=subprocess.PIPE, text=True), out))
+            self.procs.append(
+                (
+                    mode,
+                    subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+                    out,
+                )
+            )
 
     def window_end(self, pids: list[int]) -> None:
         self.t1 = time.monotonic()
@@ -116,10 +134,14 @@ class Profiler:
             groups[thread_group(tid, self.pid, comm)] += cpu - before
         total = sum(groups.values()) or 1.0
         wall = self.t1 - self.t0
-        return {"window_s": round(wall, 2), "cpu_s": round(total, 2),
-                "cores_used": round(total / wall, 2) if wall else None,
-                "by_thread": {k: {"cpu_s": round(v, 2), "share": round(v / total, 3)}
-                              for k, v in groups.most_common()}}
+        return {
+            "window_s": round(wall, 2),
+            "cpu_s": round(total, 2),
+            "cores_used": round(total / wall, 2) if wall else None,
+            "by_thread": {
+                k: {"cpu_s": round(v, 2), "share": round(v / total, 3)} for k, v in groups.most_common()
+            },
+        }
 
     def pyspy_report(self) -> dict:
         out = {}
@@ -133,18 +155,29 @@ class Profiler:
 
 def categorise(frame: str) -> str:
     """A leaf frame -> what the time is spent on."""
-    rules = (("_VideoSource.read", "decode (cv2.VideoCapture.read)"),
-             ("normalise_image", "frame checks / contiguous copy"),
-             ("nms_faceapi", "NMS + box decode (numpy)"), ("decode_detections", "NMS + box decode"),
-             ("detect (", "NMS + box decode"), ("fetch", "output copies (callbacks)"),
-             ("_det_done", "callbacks"), ("_cls_done", "callbacks"),
-             ("face_crop", "face crops"), ("crop (", "face crops"), ("prepare", "input prep"),
-             ("start_async", "start_async (incl. wait for a free request)"),
-             ("data_dispatcher", "start_async (OpenVINO input dispatch)"),
-             ("tracking.py", "tracker"), ("expression_scores", "score dicts"),
-             ("scores (", "score dicts"), ("Condition.wait", "locks / waits"),
-             ("Queue.get", "locks / waits"), ("Event.wait", "locks / waits"),
-             ("service.py", "events / service"), ("sinks.py", "events / service"))
+    rules = (
+        ("_VideoSource.read", "decode (cv2.VideoCapture.read)"),
+        ("normalise_image", "frame checks / contiguous copy"),
+        ("nms_faceapi", "NMS + box decode (numpy)"),
+        ("decode_detections", "NMS + box decode"),
+        ("detect (", "NMS + box decode"),
+        ("fetch", "output copies (callbacks)"),
+        ("_det_done", "callbacks"),
+        ("_cls_done", "callbacks"),
+        ("face_crop", "face crops"),
+        ("crop (", "face crops"),
+        ("prepare", "input prep"),
+        ("start_async", "start_async (incl. wait for a free request)"),
+        ("data_dispatcher", "start_async (OpenVINO input dispatch)"),
+        ("tracking.py", "tracker"),
+        ("expression_scores", "score dicts"),
+        ("scores (", "score dicts"),
+        ("Condition.wait", "locks / waits"),
+        ("Queue.get", "locks / waits"),
+        ("Event.wait", "locks / waits"),
+        ("service.py", "events / service"),
+        ("sinks.py", "events / service"),
+    )
     for key, name in rules:
         if key in frame:
             return name
@@ -166,9 +199,11 @@ def collapse(raw: str) -> dict:
         leaf = parts[-1] if len(parts) > 1 else parts[0]
         cats[categorise(leaf)] += count
         leaves[f"{name}: {leaf}"] += count
-    return {"samples_by_thread": dict(threads.most_common()),
-            "samples_by_category": dict(cats.most_common()),
-            "top_leaves": dict(leaves.most_common(15))}
+    return {
+        "samples_by_thread": dict(threads.most_common()),
+        "samples_by_category": dict(cats.most_common()),
+        "top_leaves": dict(leaves.most_common(15)),
+    }
 
 
 # --- 2. steps -----------------------------------------------------------------------------------
@@ -234,25 +269,30 @@ def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
         "detector output copy (fetch, callback)": _time(lambda: det.adapter.fetch(det_req), n),
         "NMS + box decode (detect)": _time(lambda: det.adapter.detect(outputs, w, h), n),
         "face crop (per face)": _time(lambda: cls.adapter.crop(img, dets[0][2]), n),
-        "classifier output copy + scores (per face)":
-            _time(lambda: cls.adapter.scores(cls.adapter.fetch(cls_req)), n),
+        "classifier output copy + scores (per face)": _time(
+            lambda: cls.adapter.scores(cls.adapter.fetch(cls_req)), n
+        ),
         "tracker update (per frame)": _time(track, n),
-        "detector inference, 1 request (1 stream)":
-            _time(lambda: det_req.infer({0: det.adapter.prepare(img)}), max(5, n // 6)),
-        "classifier inference, 1 request (per face)":
-            _time(lambda: cls_req.infer({0: cls.adapter.prepare(crop)}), n),
+        "detector inference, 1 request (1 stream)": _time(
+            lambda: det_req.infer({0: det.adapter.prepare(img)}), max(5, n // 6)
+        ),
+        "classifier inference, 1 request (per face)": _time(
+            lambda: cls_req.infer({0: cls.adapter.prepare(crop)}), n
+        ),
     }
     faces = len(crops)
     per_frame = {}
     for name, ms in per_call.items():
         per_frame[name] = round(ms * (faces if "per face" in name else 1), 3)
-    python = sum(v for k_, v in per_frame.items()
-                 if "inference" not in k_ and not k_.startswith("decode"))
-    return {"faces_per_frame": faces, "ms_per_call": {k_: round(v, 3) for k_, v in
-                                                      per_call.items()},
-            "ms_per_processed_frame": per_frame, "python_ms_per_frame": round(python, 3),
-            "note": "median of repeated calls on one frame; decode is per decoded frame (at "
-                    "--fps a camera decodes fps/processed-fps times per processed frame)"}
+    python = sum(v for k_, v in per_frame.items() if "inference" not in k_ and not k_.startswith("decode"))
+    return {
+        "faces_per_frame": faces,
+        "ms_per_call": {k_: round(v, 3) for k_, v in per_call.items()},
+        "ms_per_processed_frame": per_frame,
+        "python_ms_per_frame": round(python, 3),
+        "note": "median of repeated calls on one frame; decode is per decoded frame (at "
+        "--fps a camera decodes fps/processed-fps times per processed frame)",
+    }
 
 
 # --- 3. memory ----------------------------------------------------------------------------------
@@ -290,8 +330,13 @@ print(json.dumps(out))
 
 
 def memory(models_dir: Path, precision: str, clip: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(models_dir), precision,
-                           str(clip)], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(models_dir), precision, str(clip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1:]}
     return {"rss_mib_after": json.loads(proc.stdout.strip().splitlines()[-1])}
@@ -299,10 +344,12 @@ def memory(models_dir: Path, precision: str, clip: Path) -> dict:
 
 def print_report(r: dict) -> None:
     d, t = r["daemon"], r["threads"]
-    print(f"expressiond run, 1 camera at {source_label(r['source_fps'])}, {r['precision']}: "
-          f"{d['fps']} fps processed, {d['frames_decoded']} frames decoded for {d['frames']} "
-          f"processed; {d['cpu_ms_per_frame']} ms CPU per processed frame; "
-          f"{t['cores_used']} cores busy; peak RSS {d['peak_rss_mib']} MiB")
+    print(
+        f"expressiond run, 1 camera at {source_label(r['source_fps'])}, {r['precision']}: "
+        f"{d['fps']} fps processed, {d['frames_decoded']} frames decoded for {d['frames']} "
+        f"processed; {d['cpu_ms_per_frame']} ms CPU per processed frame; "
+        f"{t['cores_used']} cores busy; peak RSS {d['peak_rss_mib']} MiB"
+    )
     print("CPU by thread (/proc):")
     for name, v in t["by_thread"].items():
         print(f"  {v['share'] * 100:5.1f} %  {v['cpu_s']:6.2f} s  {name}")
@@ -330,8 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="FP32", choices=paths.PRECISIONS)
     ap.add_argument("--detector", help="detector model name or .xml (default: the daemon's)")
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--fps", type=float, default=0.0,
-                    help="camera fps (0: every frame as fast as it goes, realtime = false)")
+    ap.add_argument(
+        "--fps",
+        type=float,
+        default=0.0,
+        help="camera fps (0: every frame as fast as it goes, realtime = false)",
+    )
     ap.add_argument("--no-py-spy", action="store_true")
     ap.add_argument("--pyspy-out", type=Path, help="keep the raw py-spy stacks here")
     ap.add_argument("--json", type=Path, help="write the report here")
@@ -344,26 +395,44 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(models_dir=str(models_dir), inference=InferenceConfig(precision=args.precision))
     if args.detector:
         cfg = replace(cfg, detector=replace(cfg.detector, model=args.detector))
-    pyspy = None if args.no_py_spy else (shutil.which("py-spy")
-                                         or str(Path(sys.executable).with_name("py-spy")))
+    pyspy = (
+        None if args.no_py_spy else (shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")))
+    )
     if pyspy and not Path(pyspy).exists():
         pyspy = None
     say = lambda m: sys.stderr.write(f"profile: {m}\n")  # noqa: E731
-    report: dict = {"load_avg_start": [round(x, 2) for x in os.getloadavg()],
-                    "precision": args.precision, "source_fps": args.fps, "clip": str(clip)}
+    report: dict = {
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "precision": args.precision,
+        "source_fps": args.fps,
+        "clip": str(clip),
+    }
     with tempfile.TemporaryDirectory(prefix="profile.") as tmp:
         work = Path(tmp)
         prof = Profiler(args.seconds, pyspy, work)
-        say(f"1/3 expressiond run, 1 camera at {source_label(args.fps)}, {args.seconds:g} s"
-            f"{' + py-spy' if pyspy else ''}")
-        res = run_group(cfg, [DaemonSpec("profile", (clip_camera("bench", clip, args.fps),))],
-                        args.seconds, work, observer=prof)[0]
-        report["daemon"] = {"fps": res.fps, "frames": res.frames, "faces": res.faces,
-                            "frames_decoded": res.frames_read, "cpu_s": res.cpu_s,
-                            "cpu_ms_per_frame": round(res.cpu_s * 1000 / res.frames, 1)
-                            if res.frames else None, "peak_rss_mib": res.peak_rss_mib,
-                            "latency_p50_ms": res.latency_p50_ms,
-                            "latency_p99_ms": res.latency_p99_ms, "error": res.error}
+        say(
+            f"1/3 expressiond run, 1 camera at {source_label(args.fps)}, {args.seconds:g} s"
+            f"{' + py-spy' if pyspy else ''}"
+        )
+        res = run_group(
+            cfg,
+            [DaemonSpec("profile", (clip_camera("bench", clip, args.fps),))],
+            args.seconds,
+            work,
+            observer=prof,
+        )[0]
+        report["daemon"] = {
+            "fps": res.fps,
+            "frames": res.frames,
+            "faces": res.faces,
+            "frames_decoded": res.frames_read,
+            "cpu_s": res.cpu_s,
+            "cpu_ms_per_frame": round(res.cpu_s * 1000 / res.frames, 1) if res.frames else None,
+            "peak_rss_mib": res.peak_rss_mib,
+            "latency_p50_ms": res.latency_p50_ms,
+            "latency_p99_ms": res.latency_p99_ms,
+            "error": res.error,
+        }
         report["threads"] = prof.thread_report()
         report["pyspy_commands"] = [" ".join(c) for c in prof.commands]
         report["pyspy"] = prof.pyspy_report()

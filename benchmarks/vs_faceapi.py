@@ -103,10 +103,21 @@ def dump_pixels(out_dir: Path, inputs: list[tuple[str, np.ndarray]]) -> None:
         raw = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).tobytes()
         raw_name = f"{i:04d}.rgb"
         (out_dir / raw_name).write_bytes(raw)
-        images.append({"name": name, "width": int(bgr.shape[1]), "height": int(bgr.shape[0]),
-                       "rgb_sha256": hashlib.sha256(raw).hexdigest(), "raw": raw_name})
-    manifest = {"decoder": "cv2.imread(IMREAD_COLOR) / VideoCapture + cvtColor(BGR2RGB)",
-                "opencv": cv2.__version__, "numpy": np.__version__, "images": images}
+        images.append(
+            {
+                "name": name,
+                "width": int(bgr.shape[1]),
+                "height": int(bgr.shape[0]),
+                "rgb_sha256": hashlib.sha256(raw).hexdigest(),
+                "raw": raw_name,
+            }
+        )
+    manifest = {
+        "decoder": "cv2.imread(IMREAD_COLOR) / VideoCapture + cvtColor(BGR2RGB)",
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "images": images,
+    }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
@@ -115,10 +126,17 @@ def ensure_node_deps(js_dir: Path, timeout: float) -> Path:
     """node >= 18 and the pinned packages in js_dir/node_modules; returns face-api's model dir."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"vs_faceapi: {tool} not found: install node >= 18 with npm "
-                             "(Debian: apt-get install -y nodejs npm)")
-    major = subprocess.run(["node", "-p", "process.versions.node.split('.')[0]"],
-                           capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+            raise SystemExit(
+                f"vs_faceapi: {tool} not found: install node >= 18 with npm "
+                "(Debian: apt-get install -y nodejs npm)"
+            )
+    major = subprocess.run(
+        ["node", "-p", "process.versions.node.split('.')[0]"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
     if not major.isdigit() or int(major) < 18:
         raise SystemExit(f"vs_faceapi: node {major or '?'} is too old: need >= 18")
     model_dir = js_dir / "node_modules" / "@vladmandic" / "face-api" / "model"
@@ -128,22 +146,40 @@ def ensure_node_deps(js_dir: Path, timeout: float) -> Path:
         try:
             proc = subprocess.run(
                 ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=js_dir, capture_output=True, text=True, timeout=timeout, check=False)
+                cwd=js_dir,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise SystemExit(f"vs_faceapi: npm ci took longer than {timeout:.0f} s") from exc
         if proc.returncode != 0 or not model_dir.is_dir():
             tail = (proc.stderr or proc.stdout).strip()[-600:]
-            raise SystemExit(f"vs_faceapi: npm ci in {js_dir} failed (is the npm registry "
-                             f"reachable?): {tail}")
+            raise SystemExit(
+                f"vs_faceapi: npm ci in {js_dir} failed (is the npm registry reachable?): {tail}"
+            )
     return model_dir
 
 
-def run_node(js_dir: Path, pixels: Path, model_dir: Path, backend: str, repeat: int,
-             timeout: float, out: Path) -> dict:
-    cmd = ["node", str(js_dir / "bench_faceapi.mjs"), "--pixels", str(pixels), "--models",
-           str(model_dir), "--backend", backend, "--repeat", str(repeat), "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=js_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+def run_node(
+    js_dir: Path, pixels: Path, model_dir: Path, backend: str, repeat: int, timeout: float, out: Path
+) -> dict:
+    cmd = [
+        "node",
+        str(js_dir / "bench_faceapi.mjs"),
+        "--pixels",
+        str(pixels),
+        "--models",
+        str(model_dir),
+        "--backend",
+        backend,
+        "--repeat",
+        str(repeat),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, cwd=js_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tail: list[str] = []
 
     def relay() -> None:  # node's progress lines to our stderr, without the tfjs banner
@@ -161,20 +197,29 @@ def run_node(js_dir: Path, pixels: Path, model_dir: Path, backend: str, repeat: 
     except subprocess.TimeoutExpired as exc:
         proc.kill()
         proc.wait(10)
-        raise SystemExit(f"vs_faceapi: face-api {backend} took longer than {timeout:.0f} s "
-                         "(raise --node-timeout)") from exc
+        raise SystemExit(
+            f"vs_faceapi: face-api {backend} took longer than {timeout:.0f} s (raise --node-timeout)"
+        ) from exc
     finally:
         reader.join(10)
     if rc != 0:
-        raise SystemExit(f"vs_faceapi: bench_faceapi.mjs ({backend}) failed with exit code {rc}: "
-                         + " | ".join(tail[-3:]))
+        raise SystemExit(
+            f"vs_faceapi: bench_faceapi.mjs ({backend}) failed with exit code {rc}: " + " | ".join(tail[-3:])
+        )
     return json.loads(out.read_text())
 
 
 # --- expressiond --------------------------------------------------------------------------------
 def face_dicts(faces) -> list[dict]:
-    return [{"box": [float(v) for v in f.box], "score": float(f.score),
-             "expression": f.expression, "probability": float(f.confidence)} for f in faces]
+    return [
+        {
+            "box": [float(v) for v in f.box],
+            "score": float(f.score),
+            "expression": f.expression,
+            "probability": float(f.confidence),
+        }
+        for f in faces
+    ]
 
 
 def bench_sync(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
@@ -187,33 +232,54 @@ def bench_sync(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
             t0 = time.perf_counter()
             faces = analyzer.analyze(img)
             ms.append((time.perf_counter() - t0) * 1000)
-        images.append({"name": name, "ms": ms, "median_ms": statistics.median(ms),
-                       "faces": face_dicts(faces)})
+        images.append(
+            {"name": name, "ms": ms, "median_ms": statistics.median(ms), "faces": face_dicts(faces)}
+        )
     per_photo = statistics.fmean(i["median_ms"] for i in images)
-    return {"mode": "sync", "ms_per_photo": per_photo, "photos_per_s": 1000 / per_photo,
-            "inference_precision": analyzer.detector.info.get("INFERENCE_PRECISION_HINT"),
-            "images": images}
+    return {
+        "mode": "sync",
+        "ms_per_photo": per_photo,
+        "photos_per_s": 1000 / per_photo,
+        "inference_precision": analyzer.detector.info.get("INFERENCE_PRECISION_HINT"),
+        "images": images,
+    }
 
 
-def bench_async(models_dir: Path, precision: str, inputs, repeat: int, min_seconds: float,
-                timeout: float, daemon_models: bool = False) -> dict:
+def bench_async(
+    models_dir: Path,
+    precision: str,
+    inputs,
+    repeat: int,
+    min_seconds: float,
+    timeout: float,
+    daemon_models: bool = False,
+) -> dict:
     """The daemon's AsyncPipeline. By default on face-api's own two networks as face-api runs
     them (SSD MobileNetV1, the expression net on the model's crop, no mirror averaging): the
     like-for-like row. ``daemon_models``: the daemon's defaults instead (the bundled OMZ
     detector, square crops averaged with their mirror image), which is other work."""
     cfg = Config(models_dir=str(models_dir), inference=InferenceConfig(precision=precision))
     if not daemon_models:
-        cfg = replace(cfg, detector=ModelConfig(paths.BUILTIN_DETECTOR),
-                      classifier=ModelConfig(paths.BUILTIN_CLASSIFIER, flip=False, crop="model"))
+        cfg = replace(
+            cfg,
+            detector=ModelConfig(paths.BUILTIN_DETECTOR),
+            classifier=ModelConfig(paths.BUILTIN_CLASSIFIER, flip=False, crop="model"),
+        )
     det, cls = compile_models(cfg)
     n_req = resolve_num_requests(cfg, det)
     # face-api's work exactly: no minimum face size, up to 100 faces (the daemon's own
     # defaults, max_faces 20 / min_face_px 20, would skip work face-api does)
-    params = DetectorParams(input_size=int(det.meta.postprocess.get("input_size", 512)),
-                            score_threshold=0.5, nms_iou=0.5, max_faces=100, min_face_px=0)
+    params = DetectorParams(
+        input_size=int(det.meta.postprocess.get("input_size", 512)),
+        score_threshold=0.5,
+        nms_iou=0.5,
+        max_faces=100,
+        min_face_px=0,
+    )
     results: list = []
     pipe = AsyncPipeline(det, cls, n_req, params, results.append)
     try:
+
         def one_round(base: int) -> None:
             for i, (_name, img) in enumerate(inputs):
                 pipe.submit(Frame("bench", base + i, time.monotonic(), time.time(), img))
@@ -224,8 +290,7 @@ def bench_async(models_dir: Path, precision: str, inputs, repeat: int, min_secon
         first = list(results)
         rounds, t0 = 0, time.perf_counter()
         deadline = t0 + max(min_seconds, 1.0) * 20
-        while (rounds < repeat or time.perf_counter() - t0 < min_seconds) and \
-                time.perf_counter() < deadline:
+        while (rounds < repeat or time.perf_counter() - t0 < min_seconds) and time.perf_counter() < deadline:
             rounds += 1
             one_round(rounds * len(inputs))
         if not pipe.drain(timeout):
@@ -236,20 +301,28 @@ def bench_async(models_dir: Path, precision: str, inputs, repeat: int, min_secon
     if pipe.errors:
         raise SystemExit(f"vs_faceapi: async pipeline reported {pipe.errors} error(s)")
     n = rounds * len(inputs)
-    images = [{"name": name, "faces": face_dicts(r.faces)}
-              for (name, _img), r in zip(inputs, first, strict=True)]
-    return {"mode": f"async{'-defaults' if daemon_models else ''} x{n_req}",
-            "models": f"{cfg.detector.model} + {cfg.classifier.model}"
-                      + (" (flip)" if cfg.classifier.flip else ""),
-            "ms_per_photo": dt * 1000 / n, "photos_per_s": n / dt,
-            "num_requests": n_req, "photos": n, "seconds": dt,
-            "inference_precision": det.info.get("INFERENCE_PRECISION_HINT"), "images": images}
+    images = [
+        {"name": name, "faces": face_dicts(r.faces)} for (name, _img), r in zip(inputs, first, strict=True)
+    ]
+    return {
+        "mode": f"async{'-defaults' if daemon_models else ''} x{n_req}",
+        "models": f"{cfg.detector.model} + {cfg.classifier.model}"
+        + (" (flip)" if cfg.classifier.flip else ""),
+        "ms_per_photo": dt * 1000 / n,
+        "photos_per_s": n / dt,
+        "num_requests": n_req,
+        "photos": n,
+        "seconds": dt,
+        "inference_precision": det.info.get("INFERENCE_PRECISION_HINT"),
+        "images": images,
+    }
 
 
 def available_precisions(models_dir: Path) -> list[str]:
     out = ["FP32", "FP16"]
-    if all((paths.builtin_model_dir(models_dir, m, "INT8") / "model.xml").is_file()
-           for m in paths.BUILTIN_MODELS):
+    if all(
+        (paths.builtin_model_dir(models_dir, m, "INT8") / "model.xml").is_file() for m in paths.BUILTIN_MODELS
+    ):
         out.append("INT8")
     return out
 
@@ -263,8 +336,7 @@ def agreement(js_images: list[dict], our_images: list[dict]) -> dict:
         used = set()
         for jf in js["faces"]:
             js_faces += 1
-            cands = [(iou(jf["box"], of["box"]), k) for k, of in enumerate(ours["faces"])
-                     if k not in used]
+            cands = [(iou(jf["box"], of["box"]), k) for k, of in enumerate(ours["faces"]) if k not in used]
             best = max(cands, default=(0.0, -1))
             if best[0] >= IOU_MATCH:
                 min_iou = min(min_iou, best[0])
@@ -272,9 +344,14 @@ def agreement(js_images: list[dict], our_images: list[dict]) -> dict:
                 matched += 1
                 same += ours["faces"][best[1]]["expression"] == jf["expression"]
         extra += len(ours["faces"]) - len(used)
-    return {"js_faces": js_faces, "matched": matched, "same_top1": same, "extra_faces": extra,
-            "min_matched_iou": round(min_iou, 6) if matched else None,
-            "top1_agreement": round(same / js_faces, 4) if js_faces else None}
+    return {
+        "js_faces": js_faces,
+        "matched": matched,
+        "same_top1": same,
+        "extra_faces": extra,
+        "min_matched_iou": round(min_iou, 6) if matched else None,
+        "top1_agreement": round(same / js_faces, 4) if js_faces else None,
+    }
 
 
 def compare(js_runs: dict[str, dict], rows: list[dict]) -> dict:
@@ -283,40 +360,54 @@ def compare(js_runs: dict[str, dict], rows: list[dict]) -> dict:
         key = f"{row['precision']} {row['mode'].split()[0]}"
         for backend, js in js_runs.items():
             ratios.setdefault(key, {})[f"vs_faceapi_{backend}"] = round(
-                row["photos_per_s"] / js["photos_per_s"], 2)
+                row["photos_per_s"] / js["photos_per_s"], 2
+            )
             row.setdefault("agreement", {})[backend] = agreement(js["images"], row["images"])
     return ratios
 
 
 def js_row(doc: dict) -> dict:
     per_photo = statistics.fmean(i["median_ms"] for i in doc["images"])
-    return {"backend": doc["backend"], "mode": "sync", "ms_per_photo": per_photo,
-            "photos_per_s": 1000 / per_photo, "backend_info": doc["backend_info"],
-            "leaked_tensors": doc["leaked_tensors"], "versions": doc["versions"],
-            "images": [{k: i[k] for k in ("name", "ms", "median_ms", "faces")}
-                       for i in doc["images"]]}
+    return {
+        "backend": doc["backend"],
+        "mode": "sync",
+        "ms_per_photo": per_photo,
+        "photos_per_s": 1000 / per_photo,
+        "backend_info": doc["backend_info"],
+        "leaked_tensors": doc["leaked_tensors"],
+        "versions": doc["versions"],
+        "images": [{k: i[k] for k in ("name", "ms", "median_ms", "faces")} for i in doc["images"]],
+    }
 
 
 def print_table(report: dict, out=sys.stdout) -> None:
     w = out.write
-    w(f"{'engine':<34} {'ms/photo':>9} {'photos/s':>9} {'vs wasm':>8} {'vs cpu':>7} "
-      f"{'top-1 agree':>11} {'load':>5}\n")
+    w(
+        f"{'engine':<34} {'ms/photo':>9} {'photos/s':>9} {'vs wasm':>8} {'vs cpu':>7} "
+        f"{'top-1 agree':>11} {'load':>5}\n"
+    )
     for b, r in report["faceapi"].items():
-        w(f"{'face-api JS ' + b + ' (1 thread)':<34} {r['ms_per_photo']:>9.1f} "
-          f"{r['photos_per_s']:>9.2f} {'':>8} {'':>7} {'':>11} {r['load_avg'][0]:>5.2f}\n")
+        w(
+            f"{'face-api JS ' + b + ' (1 thread)':<34} {r['ms_per_photo']:>9.1f} "
+            f"{r['photos_per_s']:>9.2f} {'':>8} {'':>7} {'':>11} {r['load_avg'][0]:>5.2f}\n"
+        )
     for r in report["expressiond"]:
         key = f"{r['precision']} {r['mode'].split()[0]}"
         rat = report["ratios"]["by_row"].get(key, {})
         agr = r.get("agreement", {}).get("wasm") or next(iter(r.get("agreement", {}).values()), {})
         name = f"expressiond {r['precision']} {r['mode']}"
-        w(f"{name:<34} {r['ms_per_photo']:>9.1f} {r['photos_per_s']:>9.2f} "
-          f"{_x(rat.get('vs_faceapi_wasm')):>8} {_x(rat.get('vs_faceapi_cpu')):>7} "
-          f"{_agree(agr):>11} {r['load_avg'][0]:>5.2f}\n")
-    w(f"{report['n_inputs']} inputs; sync = median of {report['repeat']} after a warm-up, per "
-      f"image, averaged; async = amortised; top-1 agree = same top-1 / JS faces (IoU >= "
-      f"{IOU_MATCH}).\nLoad average {report['load_avg_start']} -> {report['load_avg_end']}; "
-      f"{report['machine']}; OpenVINO {report['versions']['openvino']}; node "
-      f"{report['versions'].get('node', '-')}\n")
+        w(
+            f"{name:<34} {r['ms_per_photo']:>9.1f} {r['photos_per_s']:>9.2f} "
+            f"{_x(rat.get('vs_faceapi_wasm')):>8} {_x(rat.get('vs_faceapi_cpu')):>7} "
+            f"{_agree(agr):>11} {r['load_avg'][0]:>5.2f}\n"
+        )
+    w(
+        f"{report['n_inputs']} inputs; sync = median of {report['repeat']} after a warm-up, per "
+        f"image, averaged; async = amortised; top-1 agree = same top-1 / JS faces (IoU >= "
+        f"{IOU_MATCH}).\nLoad average {report['load_avg_start']} -> {report['load_avg_end']}; "
+        f"{report['machine']}; OpenVINO {report['versions']['openvino']}; node "
+        f"{report['versions'].get('node', '-')}\n"
+    )
 
 
 def _x(v) -> str:
@@ -330,8 +421,11 @@ def _agree(a: dict) -> str:
 def machine() -> str:
     cpu = platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
@@ -339,18 +433,34 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models-dir", type=Path, default=None,
-                    help="expressiond IR (default: $EXPRESSIOND_MODELS, else ./models/ir)")
+    ap.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="expressiond IR (default: $EXPRESSIOND_MODELS, else ./models/ir)",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per image (default 5)")
-    ap.add_argument("--cpu-repeat", type=int, default=1,
-                    help="timed runs per image for face-api cpu (default 1: ~10 s per photo)")
+    ap.add_argument(
+        "--cpu-repeat",
+        type=int,
+        default=1,
+        help="timed runs per image for face-api cpu (default 1: ~10 s per photo)",
+    )
     ap.add_argument("--with-cpu", action="store_true", help="also time face-api's tfjs cpu backend")
     ap.add_argument("--clip", type=Path, help="also use the first --clip-frames frames of a clip")
     ap.add_argument("--clip-frames", type=int, default=20)
-    ap.add_argument("--async-seconds", type=float, default=5.0,
-                    help="minimum duration of each async throughput run (default 5)")
-    ap.add_argument("--node-timeout", type=float, default=None,
-                    help="seconds per node run (default: from the number of inputs and repeats)")
+    ap.add_argument(
+        "--async-seconds",
+        type=float,
+        default=5.0,
+        help="minimum duration of each async throughput run (default 5)",
+    )
+    ap.add_argument(
+        "--node-timeout",
+        type=float,
+        default=None,
+        help="seconds per node run (default: from the number of inputs and repeats)",
+    )
     ap.add_argument("--json", type=Path, help="write the full report here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="vs_faceapi: %(message)s")
@@ -375,11 +485,17 @@ def main(argv: list[str] | None = None) -> int:
             backends.append(("cpu", args.cpu_repeat, 60.0))
         for backend, repeat, per_run_s in backends:
             timeout = args.node_timeout or 120 + len(inputs) * (repeat + 1) * per_run_s
-            log.info("face-api %s: %d input(s) x (1 + %d) runs (timeout %.0f s)", backend,
-                     len(inputs), repeat, timeout)
+            log.info(
+                "face-api %s: %d input(s) x (1 + %d) runs (timeout %.0f s)",
+                backend,
+                len(inputs),
+                repeat,
+                timeout,
+            )
             la = load_avg()
-            doc = run_node(JS_DIR, pixels, model_dir_js, backend, repeat, timeout,
-                           Path(tmp) / f"{backend}.json")
+            doc = run_node(
+                JS_DIR, pixels, model_dir_js, backend, repeat, timeout, Path(tmp) / f"{backend}.json"
+            )
             js_runs[backend] = {**js_row(doc), "load_avg": la, "repeat": repeat}
     for precision in available_precisions(models_dir):
         kinds = ("sync", "async") + (("async-defaults",) if precision == "FP32" else ())
@@ -389,26 +505,41 @@ def main(argv: list[str] | None = None) -> int:
             if kind == "sync":
                 row = bench_sync(models_dir, precision, inputs, args.repeat)
             else:
-                row = bench_async(models_dir, precision, inputs, args.repeat,
-                                  args.async_seconds, timeout=120,
-                                  daemon_models=kind == "async-defaults")
+                row = bench_async(
+                    models_dir,
+                    precision,
+                    inputs,
+                    args.repeat,
+                    args.async_seconds,
+                    timeout=120,
+                    daemon_models=kind == "async-defaults",
+                )
             rows.append({"precision": precision, **row, "load_avg": la})
             log.info("  %.1f ms/photo, %.2f photos/s", row["ms_per_photo"], row["photos_per_s"])
     ratios = compare(js_runs, rows)
     fp32_async = ratios.get("FP32 async", {})
     report = {
         "ratios": {"vs_faceapi_js": fp32_async.get("vs_faceapi_wasm"), "by_row": ratios},
-        "n_inputs": len(inputs), "inputs": [n for n, _ in inputs], "repeat": args.repeat,
-        "faceapi": js_runs, "expressiond": rows,
-        "load_avg_start": load_start, "load_avg_end": load_avg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-        "versions": {"expressiond": __version__, "openvino": OV_VERSION, "opencv": cv2.__version__,
-                     "numpy": np.__version__, "python": platform.python_version(),
-                     **({"node": next(iter(js_runs.values()))["versions"]["node"]}
-                        if js_runs else {})},
+        "n_inputs": len(inputs),
+        "inputs": [n for n, _ in inputs],
+        "repeat": args.repeat,
+        "faceapi": js_runs,
+        "expressiond": rows,
+        "load_avg_start": load_start,
+        "load_avg_end": load_avg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": {
+            "expressiond": __version__,
+            "openvino": OV_VERSION,
+            "opencv": cv2.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            **({"node": next(iter(js_runs.values()))["versions"]["node"]} if js_runs else {}),
+        },
         "notes": "vs_faceapi_js = expressiond FP32 async photos/s / face-api wasm photos/s. "
-                 "face-api runs single-threaded (tfjs wasm has no threads in node); OpenVINO "
-                 "uses every core.",
+        "face-api runs single-threaded (tfjs wasm has no threads in node); OpenVINO "
+        "uses every core.",
     }
     print_table(report)
     if args.json:

@@ -34,8 +34,7 @@ def start_broker(tmp: Path, port: int) -> subprocess.Popen:
         sys.exit("demo: mosquitto not found: apt-get install mosquitto (make demo does it)")
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -73,7 +72,7 @@ loop = false
 [mqtt]
 host = "127.0.0.1"
 port = {port}
-spool_path = "{tmp / 'spool.db'}"
+spool_path = "{tmp / "spool.db"}"
 stats_interval = 5
 """)
         counts: dict[str, int] = {}
@@ -93,20 +92,30 @@ stats_interval = 5
                         print(msg.payload.decode(), flush=True)
                     else:
                         prev = f" (was {ev['previous']})" if ev["previous"] else ""
-                        print(f"  {ev['ts'][11:23]} {ev['camera']} frame {ev['frame']:>4} "
-                              f"track {ev['track']:>2} {ev['type']:<6} {ev['expression']:<9} "
-                              f"{ev['confidence']:.2f}{prev}", flush=True)
+                        print(
+                            f"  {ev['ts'][11:23]} {ev['camera']} frame {ev['frame']:>4} "
+                            f"track {ev['track']:>2} {ev['type']:<6} {ev['expression']:<9} "
+                            f"{ev['confidence']:.2f}{prev}",
+                            flush=True,
+                        )
 
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="expressiond-demo-viewer")
         sub.on_message = on_message
-        sub.on_connect = lambda c, *_a: c.subscribe([("expressiond/demo-box/+/event", 1),
-                                                    ("expressiond/demo-box/status", 1)])
+        sub.on_connect = lambda c, *_a: c.subscribe(
+            [("expressiond/demo-box/+/event", 1), ("expressiond/demo-box/status", 1)]
+        )
         sub.connect("127.0.0.1", port)
         sub.loop_start()
-        print("demo: expressiond run (camera 'lobby' plays the sample-photo clip); events on "
-              "expressiond/demo-box/lobby/event:", flush=True)
-        daemon = subprocess.Popen([sys.executable, "-m", "expressiond.cli", "run",
-                                   "--config", str(config)], stderr=subprocess.PIPE, text=True)
+        print(
+            "demo: expressiond run (camera 'lobby' plays the sample-photo clip); events on "
+            "expressiond/demo-box/lobby/event:",
+            flush=True,
+        )
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "expressiond.cli", "run", "--config", str(config)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             _out, err = daemon.communicate(timeout=180)
         except subprocess.TimeoutExpired:
@@ -118,9 +127,11 @@ stats_interval = 5
         broker.terminate()
         broker.wait(timeout=10)
         total = sum(counts.values())
-        print(f"demo: daemon exited with {daemon.returncode}; {total} events "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
-              f"status went {' -> '.join(status) or 'nowhere'}")
+        print(
+            f"demo: daemon exited with {daemon.returncode}; {total} events "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
+            f"status went {' -> '.join(status) or 'nowhere'}"
+        )
         if daemon.returncode != 0 or total == 0:
             print(err[-3000:], file=sys.stderr)
             return 1

@@ -91,8 +91,10 @@ def config_toml(cfg: Config, cameras: tuple[CameraConfig, ...]) -> str:
         lines += _section(name, d[name])
     lines += _section("logging", {"level": "WARNING", "journal": "no"})
     for cam in cameras:
-        lines += _section("[cameras]", {k: v for k, v in asdict(cam).items()
-                                        if k not in ("width", "height") or v is not None})
+        lines += _section(
+            "[cameras]",
+            {k: v for k, v in asdict(cam).items() if k not in ("width", "height") or v is not None},
+        )
     return "\n".join(lines)
 
 
@@ -103,7 +105,7 @@ def cpu_seconds(pid: int) -> float | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rfind(")") + 2:].split()
+    fields = raw[raw.rfind(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -140,9 +142,19 @@ class _Child:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sock_path)
         self.sock.setblocking(False)
-        argv = [sys.executable, "-m", "expressiond.cli", "run", "--config", str(self.config),
-                "--no-mqtt", "--stats-json", str(self.stats),
-                "--max-seconds", f"{seconds_cap:g}"]  # a safety net; we send SIGTERM first
+        argv = [
+            sys.executable,
+            "-m",
+            "expressiond.cli",
+            "run",
+            "--config",
+            str(self.config),
+            "--no-mqtt",
+            "--stats-json",
+            str(self.stats),
+            "--max-seconds",
+            f"{seconds_cap:g}",
+        ]  # a safety net; we send SIGTERM first
         if spec.cpus is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", ",".join(map(str, spec.cpus))] + argv
         self.command = argv
@@ -158,13 +170,20 @@ class _Child:
         pin = self.spec.cpus
         preexec = None
         if pin is not None and self.command[0] != "taskset":
+
             def preexec() -> None:  # taskset's effect without taskset
                 os.sched_setaffinity(0, pin)
+
         self.launched = time.monotonic()
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                         preexec_fn=preexec)
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                preexec_fn=preexec,
+            )
 
     def poll(self) -> None:
         """Read notify messages and sample memory; cheap, called every 100 ms."""
@@ -197,8 +216,14 @@ class _Child:
 
     def result(self, window_s: float) -> DaemonResult:
         spec = self.spec
-        r = DaemonResult(spec.name, len(spec.cameras), spec.cpus, self.command,
-                         exit_code=self.proc.returncode, window_s=round(window_s, 2))
+        r = DaemonResult(
+            spec.name,
+            len(spec.cameras),
+            spec.cpus,
+            self.command,
+            exit_code=self.proc.returncode,
+            window_s=round(window_s, 2),
+        )
         if self.ready_t is not None:
             r.startup_s = round(self.ready_t - self.launched, 2)
         if self.cpu_ready is not None and self.cpu_end is not None:
@@ -227,14 +252,14 @@ class _Child:
 
 
 # --- a group ----------------------------------------------------------------------------------
-def run_group(cfg: Config, specs: list[DaemonSpec], seconds: float, workdir: Path,
-              interval: float = 0.1, observer=None) -> list[DaemonResult]:
+def run_group(
+    cfg: Config, specs: list[DaemonSpec], seconds: float, workdir: Path, interval: float = 0.1, observer=None
+) -> list[DaemonResult]:
     """Start every daemon, wait for all READY, measure ``seconds``, SIGTERM all, collect.
 
     ``observer`` (optional, e.g. a profiler) gets ``window_start(pids)`` once all are READY
     and ``window_end(pids)`` just before the SIGTERM."""
-    children = [_Child(spec, cfg, workdir, seconds_cap=seconds + START_TIMEOUT_S)
-                for spec in specs]
+    children = [_Child(spec, cfg, workdir, seconds_cap=seconds + START_TIMEOUT_S) for spec in specs]
     try:
         for child in children:
             child.start()
@@ -244,8 +269,11 @@ def run_group(cfg: Config, specs: list[DaemonSpec], seconds: float, workdir: Pat
                 c.poll()
             dead = [c for c in children if c.exited and c.ready_t is None]
             if dead:
-                return _failed(children, f"{dead[0].spec.name} exited with "
-                               f"{dead[0].proc.returncode} before READY: {dead[0].stderr_tail()}")
+                return _failed(
+                    children,
+                    f"{dead[0].spec.name} exited with "
+                    f"{dead[0].proc.returncode} before READY: {dead[0].stderr_tail()}",
+                )
             if time.monotonic() > deadline:
                 return _failed(children, f"not READY within {START_TIMEOUT_S:.0f} s")
             time.sleep(interval)
@@ -286,8 +314,7 @@ def _wait_all(children: list[_Child], timeout: float, interval: float) -> None:
         time.sleep(interval)
     for c in children:
         if not c.exited:
-            log.warning("%s did not stop within %.0f s of SIGTERM; killing it", c.spec.name,
-                        timeout)
+            log.warning("%s did not stop within %.0f s of SIGTERM; killing it", c.spec.name, timeout)
             c.proc.kill()
             c.proc.wait(10)
 

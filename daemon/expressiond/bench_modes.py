@@ -59,8 +59,7 @@ def percentiles(lat_s: list[float]) -> dict:
     if not lat_s:
         return {"p50": None, "p99": None}
     a = np.array(lat_s) * 1000
-    return {"p50": round(float(np.percentile(a, 50)), 1),
-            "p99": round(float(np.percentile(a, 99)), 1)}
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p99": round(float(np.percentile(a, 99)), 1)}
 
 
 def _cpu_self() -> float:
@@ -68,13 +67,29 @@ def _cpu_self() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _row(mode: str, kind: str, frames: int, faces: int | None, dt: float, cpu: float | None,
-         lat: dict | None, load: float, **extra) -> dict:
-    return {"mode": mode, "kind": kind, "fps": round(frames / dt, 3) if dt > 0 else None,
-            "faces_per_s": round(faces / dt, 3) if faces is not None and dt > 0 else None,
-            "latency_ms": lat, "frames": frames, "seconds": round(dt, 2),
-            "cpu_ms_per_frame": round(cpu * 1000 / frames, 1) if cpu and frames else None,
-            "load_avg": load, **extra}
+def _row(
+    mode: str,
+    kind: str,
+    frames: int,
+    faces: int | None,
+    dt: float,
+    cpu: float | None,
+    lat: dict | None,
+    load: float,
+    **extra,
+) -> dict:
+    return {
+        "mode": mode,
+        "kind": kind,
+        "fps": round(frames / dt, 3) if dt > 0 else None,
+        "faces_per_s": round(faces / dt, 3) if faces is not None and dt > 0 else None,
+        "latency_ms": lat,
+        "frames": frames,
+        "seconds": round(dt, 2),
+        "cpu_ms_per_frame": round(cpu * 1000 / frames, 1) if cpu and frames else None,
+        "load_avg": load,
+        **extra,
+    }
 
 
 def _fit_numpy(image: np.ndarray, size: tuple[int, int], pad: bool) -> np.ndarray:
@@ -93,8 +108,7 @@ def sync_loop(cfg: Config, frames: list[np.ndarray], seconds: float) -> dict:
     Compiled with the LATENCY hint (one stream on every core), the best a single synchronous
     request can get, and what OpenVINO's CPU default was in 2019."""
     load = load_avg()
-    det, cls = compile_models(replace(cfg, inference=replace(cfg.inference,
-                                                             performance_hint="LATENCY")))
+    det, cls = compile_models(replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY")))
     det_req, cls_req = det.compiled.create_infer_request(), cls.compiled.create_infer_request()
     det_size, cls_size = det.adapter.natural_size(), cls.adapter.natural_size()
     det_pad = det.adapter.pad != "none"  # face-api's SSD pads to square, OMZ models do not
@@ -116,19 +130,29 @@ def sync_loop(cfg: Config, frames: list[np.ndarray], seconds: float) -> dict:
         lat.append(time.monotonic() - t)
         n += 1
     dt, cpu = time.monotonic() - t0, _cpu_self() - c0
-    return _row("sync loop (write-up)", "sync", n, faces, dt, cpu, percentiles(lat), load,
-                num_requests=1, hint="LATENCY")
+    return _row(
+        "sync loop (write-up)",
+        "sync",
+        n,
+        faces,
+        dt,
+        cpu,
+        percentiles(lat),
+        load,
+        num_requests=1,
+        hint="LATENCY",
+    )
 
 
-def async_pipeline(cfg: Config, frames: list[np.ndarray], seconds: float,
-                   num_requests: int) -> dict:
+def async_pipeline(cfg: Config, frames: list[np.ndarray], seconds: float, num_requests: int) -> dict:
     """The daemon's AsyncPipeline fed as fast as it accepts (submit blocks while every request
     is busy); latency is from submit to the frame's result, classification included."""
     load = load_avg()
     det, cls = compile_models(cfg)
     d = cfg.detector
-    params = DetectorParams(score_threshold=d.threshold, nms_iou=d.nms_iou,
-                            max_faces=d.max_faces, min_face_px=d.min_face_px)
+    params = DetectorParams(
+        score_threshold=d.threshold, nms_iou=d.nms_iou, max_faces=d.max_faces, min_face_px=d.min_face_px
+    )
     results = []
     pipe = AsyncPipeline(det, cls, num_requests, params, results.append)
     n = 0
@@ -139,14 +163,30 @@ def async_pipeline(cfg: Config, frames: list[np.ndarray], seconds: float,
     pipe.close(60)
     dt, cpu = time.monotonic() - t0, _cpu_self() - c0
     lat = [r.done_mono - r.captured_mono for r in results]
-    return _row(f"async pipeline, {num_requests} requests", "async", len(results),
-                sum(len(r.faces) for r in results), dt, cpu, percentiles(lat), load,
-                num_requests=num_requests, hint=cfg.inference.performance_hint,
-                errors=pipe.errors)
+    return _row(
+        f"async pipeline, {num_requests} requests",
+        "async",
+        len(results),
+        sum(len(r.faces) for r in results),
+        dt,
+        cpu,
+        percentiles(lat),
+        load,
+        num_requests=num_requests,
+        hint=cfg.inference.performance_hint,
+        errors=pipe.errors,
+    )
 
 
-def end_to_end(cfg: Config, clip: Path, seconds: float, source_fps: float, workdir: Path,
-               label: str = "", kind: str = "e2e") -> dict:
+def end_to_end(
+    cfg: Config,
+    clip: Path,
+    seconds: float,
+    source_fps: float,
+    workdir: Path,
+    label: str = "",
+    kind: str = "e2e",
+) -> dict:
     """The real ``expressiond run`` with one camera playing the clip at source_fps (0: every
     frame as fast as it goes, the capacity)."""
     load = load_avg()
@@ -154,11 +194,25 @@ def end_to_end(cfg: Config, clip: Path, seconds: float, source_fps: float, workd
     r = run_group(cfg, [spec], seconds, workdir)[0]
     hint = cfg.inference.performance_hint
     source = "every frame" if source_fps <= 0 else f"{source_fps:g} fps source"
-    row = _row(f"end-to-end run, {source}{label}", kind,
-               r.frames, r.faces, r.window_s, r.cpu_s, None, load,
-               num_requests=r.num_requests, hint=hint, source_fps=source_fps,
-               inference_precision=r.inference_precision, peak_rss_mib=r.peak_rss_mib,
-               pss_mib=r.pss_mib, dropped=r.dropped, startup_s=r.startup_s, error=r.error)
+    row = _row(
+        f"end-to-end run, {source}{label}",
+        kind,
+        r.frames,
+        r.faces,
+        r.window_s,
+        r.cpu_s,
+        None,
+        load,
+        num_requests=r.num_requests,
+        hint=hint,
+        source_fps=source_fps,
+        inference_precision=r.inference_precision,
+        peak_rss_mib=r.peak_rss_mib,
+        pss_mib=r.pss_mib,
+        dropped=r.dropped,
+        startup_s=r.startup_s,
+        error=r.error,
+    )
     # the daemon's own rate: first to last result of the window (frames counts the drain too)
     row["fps"] = r.fps or row["fps"]
     if r.frames:
@@ -173,8 +227,9 @@ def benchmark_app_exe() -> str | None:
     return exe if Path(exe).exists() else None
 
 
-def benchmark_app(cfg: Config, ref: dict, role: str, shape: tuple[int, int], seconds: float,
-                  dynamic: bool = False) -> dict:
+def benchmark_app(
+    cfg: Config, ref: dict, role: str, shape: tuple[int, int], seconds: float, dynamic: bool = False
+) -> dict:
     """benchmark_app on the very graph the daemon compiles (``ref``: the adapted model with its
     u8 frame front end, saved by ``reference``), with the daemon's settings: same device,
     PERFORMANCE_HINT, inference precision (as the daemon's compiled model reports it) and
@@ -190,10 +245,20 @@ def benchmark_app(cfg: Config, ref: dict, role: str, shape: tuple[int, int], sec
     if exe is None:
         return _row(name, "bapp", 0, None, 0, None, None, load, error="benchmark_app not found")
     inf = cfg.inference
-    cmd = [exe, "-m", str(xml), "-d", cfg.model_device(model), "-t", str(max(1, round(seconds))),
-           "-nireq", str(num_requests)]
-    cmd += (["-shape", "[1,?,?,3]", "-data_shape", f"[1,{h},{w},3]"] if dynamic
-            else ["-shape", f"[1,{h},{w},3]"])
+    cmd = [
+        exe,
+        "-m",
+        str(xml),
+        "-d",
+        cfg.model_device(model),
+        "-t",
+        str(max(1, round(seconds))),
+        "-nireq",
+        str(num_requests),
+    ]
+    cmd += (
+        ["-shape", "[1,?,?,3]", "-data_shape", f"[1,{h},{w},3]"] if dynamic else ["-shape", f"[1,{h},{w},3]"]
+    )
     if inf.performance_hint and inf.performance_hint.upper() != "NONE":
         cmd += ["-hint", inf.performance_hint.lower()]
     if infer_precision:
@@ -209,12 +274,22 @@ def benchmark_app(cfg: Config, ref: dict, role: str, shape: tuple[int, int], sec
     dur = _float(r"Duration:\s+([\d.]+) ms", out)
     if proc.returncode != 0 or fps is None:
         tail = (proc.stderr or out).strip().splitlines()[-2:]
-        return _row(name, "bapp", 0, None, 0, None, None, load, error=" | ".join(tail),
-                    command=cmd)
+        return _row(name, "bapp", 0, None, 0, None, None, load, error=" | ".join(tail), command=cmd)
     frames = int(count or 0)
-    row = _row(name, "bapp", frames, None, (dur or 0) / 1000, cpu, None, load,
-               num_requests=num_requests, hint=inf.performance_hint,
-               inference_precision=infer_precision, command=cmd)
+    row = _row(
+        name,
+        "bapp",
+        frames,
+        None,
+        (dur or 0) / 1000,
+        cpu,
+        None,
+        load,
+        num_requests=num_requests,
+        hint=inf.performance_hint,
+        inference_precision=infer_precision,
+        command=cmd,
+    )
     row["fps"] = fps  # benchmark_app's own figure
     med = _float(r"Median:\s+([\d.]+) ms", out)
     row["latency_ms"] = {"p50": med, "p99": None}
@@ -226,8 +301,7 @@ def _run_measured(cmd: list[str], cwd: str, timeout: float):
     performance" and "Step 11" lines, from /proc), not of reading and compiling the model."""
     from .bench_daemon import cpu_seconds
 
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, cpu0, cpu1 = [], None, None
     deadline = time.monotonic() + timeout
     for line in proc.stdout:  # benchmark_app ends its output; the timeout is a safety net
@@ -263,9 +337,12 @@ def reference(cfg: Config, workdir: Path) -> dict:
 
     det, cls = compile_models(cfg)
     prec = det.info.get("INFERENCE_PRECISION_HINT")
-    out = {"num_requests": resolve_num_requests(cfg, det),
-           "inference_precision": str(prec) if prec else None,
-           "detector_model": str(det.files.xml), "classifier_model": str(cls.files.xml)}
+    out = {
+        "num_requests": resolve_num_requests(cfg, det),
+        "inference_precision": str(prec) if prec else None,
+        "detector_model": str(det.files.xml),
+        "classifier_model": str(cls.files.xml),
+    }
     for role, net in (("detector", det), ("classifier", cls)):
         xml = workdir / f"{role}.xml"
         save_model(net.adapter.model, xml, compress_to_fp16=False)

@@ -12,9 +12,15 @@ from .bench_daemon import source_label
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 BLACK, GREY, LIGHT = (0, 0, 0), (120, 120, 120), (225, 225, 225)
-COLORS = {"sync": (60, 140, 230), "async": (80, 170, 80), "e2e": (170, 110, 40),
-          "latency": (170, 150, 110), "bapp": (150, 150, 150),
-          "one": (80, 170, 80), "separate": (60, 140, 230)}
+COLORS = {
+    "sync": (60, 140, 230),
+    "async": (80, 170, 80),
+    "e2e": (170, 110, 40),
+    "latency": (170, 150, 110),
+    "bapp": (150, 150, 150),
+    "one": (80, 170, 80),
+    "separate": (60, 140, 230),
+}
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -23,43 +29,59 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 def print_table(result: dict, out=None) -> None:
     w = (out or sys.stdout).write
-    w(f"{'mode':<44} {'fps':>7} {'faces/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/f':>8} "
-      f"{'load':>5}\n")
+    w(f"{'mode':<44} {'fps':>7} {'faces/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/f':>8} {'load':>5}\n")
     for r in result["table"]:
         lat = r.get("latency_ms") or {}
         err = f"  ! {r['error'][:60]}" if r.get("error") else ""
-        w(f"{r['mode'][:44]:<44} {_fmt(r.get('fps')):>7} {_fmt(r.get('faces_per_s')):>8} "
-          f"{_fmt(lat.get('p50'), '.1f'):>7} {_fmt(lat.get('p99'), '.1f'):>7} "
-          f"{_fmt(r.get('cpu_ms_per_frame'), '.1f'):>8} {_fmt(r.get('load_avg')):>5}{err}\n")
+        w(
+            f"{r['mode'][:44]:<44} {_fmt(r.get('fps')):>7} {_fmt(r.get('faces_per_s')):>8} "
+            f"{_fmt(lat.get('p50'), '.1f'):>7} {_fmt(lat.get('p99'), '.1f'):>7} "
+            f"{_fmt(r.get('cpu_ms_per_frame'), '.1f'):>8} {_fmt(r.get('load_avg')):>5}{err}\n"
+        )
     streams = result.get("streams")
     if streams:
-        w(f"\nstreams: the clip per camera at {source_label(streams['source_fps'])}, "
-          f"{streams['seconds_per_run']:g} s per run, {streams['rounds']} round(s), medians\n")
-        w(f"{'N':>2} {'side':<22} {'fps':>6} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} "
-          f"{'PSS MiB':>8} {'fps/core':>8} {'fps/GiB':>8} {'f/CPU-s':>7}\n")
+        w(
+            f"\nstreams: the clip per camera at {source_label(streams['source_fps'])}, "
+            f"{streams['seconds_per_run']:g} s per run, {streams['rounds']} round(s), medians\n"
+        )
+        w(
+            f"{'N':>2} {'side':<22} {'fps':>6} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} "
+            f"{'PSS MiB':>8} {'fps/core':>8} {'fps/GiB':>8} {'f/CPU-s':>7}\n"
+        )
         for row in streams["table"]:
             for side in ("one", "separate"):
                 s = row[side]
-                name = ("1 process" if side == "one" else f"{row['n']} pinned process(es)")
-                w(f"{row['n']:>2} {name:<22} {_fmt(s['total_fps']):>6} {_fmt(s['p50_ms'], '.0f'):>7} "
-                  f"{_fmt(s['p99_ms'], '.0f'):>7} {_fmt(s['rss_mib'], '.0f'):>8} "
-                  f"{_fmt(s['pss_mib'], '.0f'):>8} {_fmt(s['fps_per_core']):>8} "
-                  f"{_fmt(s['fps_per_gib']):>8} {_fmt(s['frames_per_cpu_s']):>7}\n")
+                name = "1 process" if side == "one" else f"{row['n']} pinned process(es)"
+                w(
+                    f"{row['n']:>2} {name:<22} {_fmt(s['total_fps']):>6} {_fmt(s['p50_ms'], '.0f'):>7} "
+                    f"{_fmt(s['p99_ms'], '.0f'):>7} {_fmt(s['rss_mib'], '.0f'):>8} "
+                    f"{_fmt(s['pss_mib'], '.0f'):>8} {_fmt(s['fps_per_core']):>8} "
+                    f"{_fmt(s['fps_per_gib']):>8} {_fmt(s['frames_per_cpu_s']):>7}\n"
+                )
                 for e in s.get("errors") or []:
                     w(f"   ! {e[:100]}\n")
             rat = row["ratios"]
-            w(f"   one/separate: fps {_fmt(rat['fps'], '.3f')}, RSS {_fmt(rat['rss'], '.3f')}, "
-              f"PSS {_fmt(rat['pss'], '.3f')}\n")
+            w(
+                f"   one/separate: fps {_fmt(rat['fps'], '.3f')}, RSS {_fmt(rat['rss'], '.3f')}, "
+                f"PSS {_fmt(rat['pss'], '.3f')}\n"
+            )
     rounds = result.get("rounds", 1)
-    w(f"\nratios (median of {rounds} round(s)): "
-      + ", ".join(f"{k} {v}" for k, v in result["ratios"].items()) + "\n")
-    w(f"capture-to-result latency at {result.get('latency_source_fps', 10):g} fps: "
-      f"{result.get('latency_ms')} (config hint), {result.get('latency_ms_latency_hint')} "
-      f"(LATENCY hint); peak RSS of `run`: {result['peak_rss_mib']} MiB\n")
-    w(f"{result['device']} {result['precision']} (inference precision "
-      f"{result.get('inference_precision')}, {result.get('num_requests')} requests); "
-      f"{result['machine']}; OpenVINO {result['versions']['openvino']}; load average "
-      f"{result.get('load_avg_start')} -> {result.get('load_avg_end')}\n")
+    w(
+        f"\nratios (median of {rounds} round(s)): "
+        + ", ".join(f"{k} {v}" for k, v in result["ratios"].items())
+        + "\n"
+    )
+    w(
+        f"capture-to-result latency at {result.get('latency_source_fps', 10):g} fps: "
+        f"{result.get('latency_ms')} (config hint), {result.get('latency_ms_latency_hint')} "
+        f"(LATENCY hint); peak RSS of `run`: {result['peak_rss_mib']} MiB\n"
+    )
+    w(
+        f"{result['device']} {result['precision']} (inference precision "
+        f"{result.get('inference_precision')}, {result.get('num_requests')} requests); "
+        f"{result['machine']}; OpenVINO {result['versions']['openvino']}; load average "
+        f"{result.get('load_avg_start')} -> {result.get('load_avg_end')}\n"
+    )
 
 
 # --- plots --------------------------------------------------------------------------------------
@@ -76,8 +98,15 @@ def draw_modes(result: dict, width: int = 1000) -> np.ndarray:
         return img
     top = max(max((v or 0) for v in r.get("fps_rounds", [r["fps"]])) for r in rows) or 1
     scale = (width - left - 90) / top
-    _text(img, f"expressiond benchmark: {result['device']} {result['precision']}, frames/s "
-          f"(median of {result.get('rounds', 1)}; whiskers: min..max)", (10, 30), 0.6, BLACK, 2)
+    _text(
+        img,
+        f"expressiond benchmark: {result['device']} {result['precision']}, frames/s "
+        f"(median of {result.get('rounds', 1)}; whiskers: min..max)",
+        (10, 30),
+        0.6,
+        BLACK,
+        2,
+    )
     for i, r in enumerate(rows):
         y = top_pad + i * bar_h
         x1 = left + int(scale * r["fps"])
@@ -98,11 +127,19 @@ def draw_streams(streams: dict, width: int = 1000) -> np.ndarray:
     """Two grouped bar charts side by side: total fps and total RSS per N, one vs separate."""
     height, pad = 330, 60
     img = np.full((height, width, 3), 255, np.uint8)
-    _text(img, f"one process with N cameras vs N pinned processes (clip per camera at "
-          f"{source_label(streams['source_fps'])}, medians)", (10, 28), 0.6, BLACK, 2)
+    _text(
+        img,
+        f"one process with N cameras vs N pinned processes (clip per camera at "
+        f"{source_label(streams['source_fps'])}, medians)",
+        (10, 28),
+        0.6,
+        BLACK,
+        2,
+    )
     half = width // 2
-    for panel, (key, label) in enumerate((("total_fps", "total frames/s"),
-                                          ("rss_mib", "total RSS MiB (sum of VmHWM)"))):
+    for panel, (key, label) in enumerate(
+        (("total_fps", "total frames/s"), ("rss_mib", "total RSS MiB (sum of VmHWM)"))
+    ):
         x0, x1, y0, y1 = panel * half + pad, (panel + 1) * half - 20, 70, height - 50
         _text(img, label, (x0, y0 - 10), 0.5)
         vals = [row[side][key] or 0 for row in streams["table"] for side in ("one", "separate")]
@@ -119,8 +156,9 @@ def draw_streams(streams: dict, width: int = 1000) -> np.ndarray:
                 _text(img, f"{v:.0f}" if key == "rss_mib" else f"{v:.1f}", (bx, y1 - bh - 5), 0.4)
             _text(img, f"N={row['n']}", (int(x0 + g * gw + gw * 0.35), y1 + 18), 0.45)
     ly = height - 12
-    for k, (side, name) in enumerate((("one", "1 process, N cameras"),
-                                      ("separate", "N processes pinned to cores"))):
+    for k, (side, name) in enumerate(
+        (("one", "1 process, N cameras"), ("separate", "N processes pinned to cores"))
+    ):
         lx = 20 + k * 300
         cv2.rectangle(img, (lx, ly - 10), (lx + 14, ly), COLORS[side], -1)
         _text(img, name, (lx + 20, ly))
@@ -128,8 +166,7 @@ def draw_streams(streams: dict, width: int = 1000) -> np.ndarray:
 
 
 def _footer(result: dict, width: int) -> np.ndarray:
-    items = [f"{k} {v}" for k, v in result["ratios"].items()
-             if not k.endswith("_per_cpu") and v is not None]
+    items = [f"{k} {v}" for k, v in result["ratios"].items() if not k.endswith("_per_cpu") and v is not None]
     lines, line = [], ""
     for item in items:
         if line and len(line) + len(item) > 120:
@@ -140,9 +177,14 @@ def _footer(result: dict, width: int) -> np.ndarray:
     img = np.full((22 * len(lines) + 34, width, 3), 255, np.uint8)
     for i, text in enumerate(lines):
         _text(img, text, (10, 20 + 22 * i), 0.42)
-    _text(img, f"{result['date'][:16]}  {result['machine'][:80]}  load "
-          f"{result.get('load_avg_start')} -> {result.get('load_avg_end')}",
-          (10, 22 * len(lines) + 22), 0.42, GREY)
+    _text(
+        img,
+        f"{result['date'][:16]}  {result['machine'][:80]}  load "
+        f"{result.get('load_avg_start')} -> {result.get('load_avg_end')}",
+        (10, 22 * len(lines) + 22),
+        0.42,
+        GREY,
+    )
     return img
 
 
@@ -169,10 +211,19 @@ def plot_targets(targets: list[dict], out: Path, title: str, width: int = 1000) 
         color = (80, 170, 80) if t["met"] else (60, 60, 220)
         cv2.rectangle(img, (left, y), (left + int(scale * t["score"]), y + bar_h - 10), color, -1)
         _text(img, t["name"][:52], (10, y + 16), 0.42)
-        _text(img, f"{t['measured']} (target {t['op']} {t['target']})",
-              (left + int(scale * t["score"]) + 6, y + 16), 0.42)
-    _text(img, "measured / target (>= 1 met; for 'below' targets target / measured)",
-          (10, img.shape[0] - 8), 0.42, GREY)
+        _text(
+            img,
+            f"{t['measured']} (target {t['op']} {t['target']})",
+            (left + int(scale * t["score"]) + 6, y + 16),
+            0.42,
+        )
+    _text(
+        img,
+        "measured / target (>= 1 met; for 'below' targets target / measured)",
+        (10, img.shape[0] - 8),
+        0.42,
+        GREY,
+    )
     write_png(img, out)
 
 

@@ -33,7 +33,9 @@ def summarise(results: list[DaemonResult], cores: int, load: float) -> dict:
     p99 = [v for r in results for v in r.latency_p99_ms if v is not None]
     p50 = [v for r in results for v in r.latency_p50_ms if v is not None]
     return {
-        "processes": len(results), "cores": cores, "total_fps": round(fps, 2),
+        "processes": len(results),
+        "cores": cores,
+        "total_fps": round(fps, 2),
         "p50_ms": round(statistics.median(p50), 1) if p50 else None,
         "p99_ms": max(p99) if p99 else None,
         "rss_mib": round(rss, 1),
@@ -41,7 +43,8 @@ def summarise(results: list[DaemonResult], cores: int, load: float) -> dict:
         "fps_per_core": round(fps / cores, 3) if cores else None,
         "fps_per_gib": round(fps / (rss / GIB), 3) if rss else None,
         "frames_per_cpu_s": round(frames / cpu, 3) if cpu else None,
-        "cpu_s": round(cpu, 2), "frames": frames,
+        "cpu_s": round(cpu, 2),
+        "frames": frames,
         "num_requests": [r.num_requests for r in results],
         "startup_s": max((r.startup_s for r in results), default=None),
         "errors": [f"{r.name}: {r.error}" for r in results if r.error],
@@ -54,8 +57,16 @@ def _median(values: list) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def run_streams(cfg: Config, clip: Path, counts: list[int], seconds: float, rounds: int,
-                workdir: Path, progress=print, source_fps: float = STREAM_SOURCE_FPS) -> dict:
+def run_streams(
+    cfg: Config,
+    clip: Path,
+    counts: list[int],
+    seconds: float,
+    rounds: int,
+    workdir: Path,
+    progress=print,
+    source_fps: float = STREAM_SOURCE_FPS,
+) -> dict:
     ncpu = len(os.sched_getaffinity(0))
     cpus = sorted(os.sched_getaffinity(0))
     runs: list[dict] = []
@@ -65,8 +76,10 @@ def run_streams(cfg: Config, clip: Path, counts: list[int], seconds: float, roun
         for n in counts:
             cams = tuple(clip_camera(f"cam{i}", clip, source_fps) for i in range(n))
             one = [DaemonSpec(f"one-{n}", cams)]
-            sep = [DaemonSpec(f"sep-{n}-{i}", (clip_camera("cam0", clip, source_fps),),
-                              (cpus[i % ncpu],)) for i in range(n)]
+            sep = [
+                DaemonSpec(f"sep-{n}-{i}", (clip_camera("cam0", clip, source_fps),), (cpus[i % ncpu],))
+                for i in range(n)
+            ]
             # alternate which side goes first, so a drifting load favours neither
             order = [("one", one), ("separate", sep)]
             if rnd % 2:
@@ -74,9 +87,11 @@ def run_streams(cfg: Config, clip: Path, counts: list[int], seconds: float, roun
             entry: dict = {"round": rnd + 1, "n": n}
             for side, specs in order:
                 step += 1
-                progress(f"[streams {step}/{steps}] round {rnd + 1}: {n} camera(s), "
-                         + ("one process" if side == "one" else f"{n} pinned process(es)")
-                         + f" (load {load_avg()})")
+                progress(
+                    f"[streams {step}/{steps}] round {rnd + 1}: {n} camera(s), "
+                    + ("one process" if side == "one" else f"{n} pinned process(es)")
+                    + f" (load {load_avg()})"
+                )
                 load = load_avg()
                 results = run_group(cfg, specs, seconds, workdir)
                 cores = ncpu if side == "one" else min(n, ncpu)
@@ -86,11 +101,19 @@ def run_streams(cfg: Config, clip: Path, counts: list[int], seconds: float, roun
     return aggregate(runs, counts, seconds, source_fps, ncpu)
 
 
-def aggregate(runs: list[dict], counts: list[int], seconds: float, source_fps: float,
-              ncpu: int) -> dict:
+def aggregate(runs: list[dict], counts: list[int], seconds: float, source_fps: float, ncpu: int) -> dict:
     """Medians over rounds per N and side; ratios per round (same conditions), then medians."""
-    keys = ("total_fps", "p50_ms", "p99_ms", "rss_mib", "pss_mib", "fps_per_core", "fps_per_gib",
-            "frames_per_cpu_s", "load_avg")
+    keys = (
+        "total_fps",
+        "p50_ms",
+        "p99_ms",
+        "rss_mib",
+        "pss_mib",
+        "fps_per_core",
+        "fps_per_gib",
+        "frames_per_cpu_s",
+        "load_avg",
+    )
     table, by_n = [], {}
     for n in counts:
         mine = [r for r in runs if r["n"] == n]
@@ -103,23 +126,35 @@ def aggregate(runs: list[dict], counts: list[int], seconds: float, source_fps: f
         fps_r = [_ratio(r["one"]["total_fps"], r["separate"]["total_fps"]) for r in mine]
         rss_r = [_ratio(r["one"]["rss_mib"], r["separate"]["rss_mib"]) for r in mine]
         pss_r = [_ratio(r["one"]["pss_mib"], r["separate"]["pss_mib"]) for r in mine]
-        row["ratios"] = {"fps": _median(fps_r), "rss": _median(rss_r), "pss": _median(pss_r),
-                         "fps_rounds": fps_r, "rss_rounds": rss_r}
+        row["ratios"] = {
+            "fps": _median(fps_r),
+            "rss": _median(rss_r),
+            "pss": _median(pss_r),
+            "fps_rounds": fps_r,
+            "rss_rounds": rss_r,
+        }
         table.append(row)
         by_n[str(n)] = row["ratios"]
     top = table[-1]["ratios"] if table else {}
     return {
-        "counts": counts, "seconds_per_run": seconds, "source_fps": source_fps, "cpus": ncpu,
+        "counts": counts,
+        "seconds_per_run": seconds,
+        "source_fps": source_fps,
+        "cpus": ncpu,
         "rounds": max((r["round"] for r in runs), default=0),
-        "ratios": {"one_process_vs_n_processes_fps": top.get("fps"),
-                   "one_process_vs_n_processes_rss": top.get("rss"),
-                   "at_n": counts[-1] if counts else None},
-        "by_n": by_n, "table": table, "runs": runs,
+        "ratios": {
+            "one_process_vs_n_processes_fps": top.get("fps"),
+            "one_process_vs_n_processes_rss": top.get("rss"),
+            "at_n": counts[-1] if counts else None,
+        },
+        "by_n": by_n,
+        "table": table,
+        "runs": runs,
         "notes": "one = one expressiond run with N cameras (all cores, shared compiled models "
-                 "and requests); separate = N expressiond run processes with one camera each, "
-                 "pinned round-robin to the cores (taskset). rss = sum of each process's "
-                 "VmHWM; pss = sum of Pss at the end of the window (shared pages counted "
-                 "once). Ratios are one / separate per round, then the median.",
+        "and requests); separate = N expressiond run processes with one camera each, "
+        "pinned round-robin to the cores (taskset). rss = sum of each process's "
+        "VmHWM; pss = sum of Pss at the end of the window (shared pages counted "
+        "once). Ratios are one / separate per round, then the median.",
     }
 
 

@@ -49,8 +49,15 @@ def parse_streams(text: str | None) -> list[int] | None:
     return counts
 
 
-def run_benchmark(cfg: Config, clip: Path, seconds: float = 8.0, max_requests: int = 4,
-                  progress=print, rounds: int = 1, streams: list[int] | None = None) -> dict:
+def run_benchmark(
+    cfg: Config,
+    clip: Path,
+    seconds: float = 8.0,
+    max_requests: int = 4,
+    progress=print,
+    rounds: int = 1,
+    streams: list[int] | None = None,
+) -> dict:
     if rounds < 1 or seconds <= 0 or max_requests < 1:
         raise UsageError("--rounds and --max-requests must be >= 1, --seconds > 0")
     result = run_modes(cfg, clip, seconds, max_requests, rounds, progress)
@@ -58,24 +65,33 @@ def run_benchmark(cfg: Config, clip: Path, seconds: float = 8.0, max_requests: i
         from .bench_streams import run_streams
 
         with tempfile.TemporaryDirectory(prefix="expressiond-streams.") as tmp:
-            section = run_streams(cfg, clip, streams, max(seconds, 10.0), rounds, Path(tmp),
-                                  progress)
+            section = run_streams(cfg, clip, streams, max(seconds, 10.0), rounds, Path(tmp), progress)
         result["streams"] = section
         result["ratios"].update({k: v for k, v in section["ratios"].items() if k != "at_n"})
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
-def run_modes(cfg: Config, clip: Path, seconds: float, max_requests: int, rounds: int,
-              progress=print) -> dict:
+def run_modes(
+    cfg: Config, clip: Path, seconds: float, max_requests: int, rounds: int, progress=print
+) -> dict:
     clip = Path(clip).resolve()
     frames = modes.load_frames(clip)
     shape = frames[0].shape[:2]
     load_start = [round(x, 2) for x in os.getloadavg()]
     lat_cfg = replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY"))
-    steps = [("sync", None)] + [("async", n) for n in range(1, max_requests + 1)] + \
-        [("e2e", None), ("bapp", False), ("bapp", True), ("bapp_cls", None), ("latency", cfg),
-         ("latency", lat_cfg)]
+    steps = (
+        [("sync", None)]
+        + [("async", n) for n in range(1, max_requests + 1)]
+        + [
+            ("e2e", None),
+            ("bapp", False),
+            ("bapp", True),
+            ("bapp_cls", None),
+            ("latency", cfg),
+            ("latency", lat_cfg),
+        ]
+    )
     total = len(steps) * rounds
     per_round: list[list[dict]] = []
     i = 0
@@ -87,9 +103,11 @@ def run_modes(cfg: Config, clip: Path, seconds: float, max_requests: int, rounds
             rows = []
             for kind, arg in steps:
                 i += 1
-                progress(f"[{i}/{total}] round {rnd}: {kind}{f' x{arg}' if kind == 'async' else ''}"
-                         f"{' dynamic' if kind == 'bapp' and arg else ''} "
-                         f"(load {modes.load_avg()})")
+                progress(
+                    f"[{i}/{total}] round {rnd}: {kind}{f' x{arg}' if kind == 'async' else ''}"
+                    f"{' dynamic' if kind == 'bapp' and arg else ''} "
+                    f"(load {modes.load_avg()})"
+                )
                 if kind == "sync":
                     rows.append(modes.sync_loop(cfg, frames, seconds))
                 elif kind == "async":
@@ -97,14 +115,22 @@ def run_modes(cfg: Config, clip: Path, seconds: float, max_requests: int, rounds
                 elif kind == "e2e":
                     rows.append(modes.end_to_end(cfg, clip, seconds, E2E_SOURCE_FPS, work))
                 elif kind == "bapp":
-                    rows.append(modes.benchmark_app(cfg, ref, "detector", shape, seconds,
-                                                    dynamic=arg))
+                    rows.append(modes.benchmark_app(cfg, ref, "detector", shape, seconds, dynamic=arg))
                 elif kind == "bapp_cls":  # 112x112: about the clip's face crops
                     rows.append(modes.benchmark_app(cfg, ref, "classifier", (112, 112), seconds))
                 else:
                     hint = arg.inference.performance_hint
-                    rows.append(modes.end_to_end(arg, clip, 2 * seconds, LATENCY_SOURCE_FPS,
-                                                 work, label=f", {hint}", kind="latency"))
+                    rows.append(
+                        modes.end_to_end(
+                            arg,
+                            clip,
+                            2 * seconds,
+                            LATENCY_SOURCE_FPS,
+                            work,
+                            label=f", {hint}",
+                            kind="latency",
+                        )
+                    )
             per_round.append(rows)
     table = median_table(per_round)
     ratios_rounds = [round_ratios(rows) for rows in per_round]
@@ -121,14 +147,19 @@ def run_modes(cfg: Config, clip: Path, seconds: float, max_requests: int, rounds
         "peak_rss_note": "the expressiond run child process (VmHWM), not this benchmark process",
         "device": cfg.inference.device,
         "precision": cfg.inference.precision,
-        "num_requests": n_req, "inference_precision": precision,
+        "num_requests": n_req,
+        "inference_precision": precision,
         "models": {"detector": ref["detector_model"], "classifier": ref["classifier_model"]},
-        "clip": str(clip), "frame_size": list(shape), "seconds_per_mode": seconds,
-        "rounds": rounds, "e2e_source_fps": E2E_SOURCE_FPS,
+        "clip": str(clip),
+        "frame_size": list(shape),
+        "seconds_per_mode": seconds,
+        "rounds": rounds,
+        "e2e_source_fps": E2E_SOURCE_FPS,
         "latency_source_fps": LATENCY_SOURCE_FPS,
         "combined_ceiling_fps": _combined_ceiling(table, faces_per_frame),
         "faces_per_frame": faces_per_frame,
-        "table": table, "ratios_rounds": ratios_rounds,
+        "table": table,
+        "ratios_rounds": ratios_rounds,
         "rounds_detail": per_round,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_description(),
@@ -180,10 +211,8 @@ def round_ratios(rows: list[dict]) -> dict:
         # the most any async scheme can gain over the sync loop here: the inference ceiling
         "benchmark_app_vs_sync": _ratio(bapp and bapp["fps"], sync["fps"]),
         # CPU-normalised: frames per CPU-second; moves least when other work shares the box
-        "async_vs_sync_per_cpu": _ratio(sync["cpu_ms_per_frame"],
-                                        best_async_row["cpu_ms_per_frame"]),
-        "e2e_vs_benchmark_app_per_cpu": _ratio(bapp and bapp["cpu_ms_per_frame"],
-                                               e2e["cpu_ms_per_frame"]),
+        "async_vs_sync_per_cpu": _ratio(sync["cpu_ms_per_frame"], best_async_row["cpu_ms_per_frame"]),
+        "e2e_vs_benchmark_app_per_cpu": _ratio(bapp and bapp["cpu_ms_per_frame"], e2e["cpu_ms_per_frame"]),
         # against benchmark_app's detector + classifier (per face) ceiling
         "e2e_vs_inference_ceiling": _ratio(e2e["fps"], ceiling),
         "e2e_vs_inference_ceiling_per_cpu": _ratio(ceiling_cpu, e2e["cpu_ms_per_frame"]),
@@ -191,8 +220,14 @@ def round_ratios(rows: list[dict]) -> dict:
 
 
 def _find(rows: list[dict], kind: str, hint: str | None = None) -> dict | None:
-    return next((r for r in rows if r["kind"] == kind
-                 and (hint is None or str(r.get("hint", "")).upper() == hint.upper())), None)
+    return next(
+        (
+            r
+            for r in rows
+            if r["kind"] == kind and (hint is None or str(r.get("hint", "")).upper() == hint.upper())
+        ),
+        None,
+    )
 
 
 def _faces_per_frame(table: list[dict]) -> float | None:
@@ -222,9 +257,13 @@ def _median(values: list):
 
 
 def versions() -> dict:
-    return {"expressiond": __version__, "openvino": OV_VERSION,
-            "python": platform.python_version(), "opencv": cv2.__version__,
-            "numpy": np.__version__}
+    return {
+        "expressiond": __version__,
+        "openvino": OV_VERSION,
+        "python": platform.python_version(),
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def machine_description() -> str:
@@ -244,8 +283,9 @@ def write_json(result: dict, out: Path) -> None:
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
-def samples_clip(models_dir: Path, out: Path, size: tuple[int, int] = (960, 640),
-                 frames_each: int = 10) -> Path:
+def samples_clip(
+    models_dir: Path, out: Path, size: tuple[int, int] = (960, 640), frames_each: int = 10
+) -> Path:
     """The demo clip `models build` made from the sample photos (else one made now), for runs
     without a clip of one's own."""
     demo = paths.sample_clip(models_dir)
@@ -253,8 +293,9 @@ def samples_clip(models_dir: Path, out: Path, size: tuple[int, int] = (960, 640)
         return demo
     photos = sorted((Path(models_dir) / "samples").glob("sample*.jpg"))
     if not photos:
-        raise SystemExit(f"expressiond: error: no sample photos in {models_dir}/samples: "
-                         "run `expressiond models build`")
+        raise SystemExit(
+            f"expressiond: error: no sample photos in {models_dir}/samples: run `expressiond models build`"
+        )
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
     for p in photos:
         frame = cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_AREA)

@@ -43,8 +43,7 @@ def annotate(image, faces: list[Face], out_path: Path) -> None:
         raise ExpressiondError(f"{out_path}: cannot write the annotated image")
 
 
-def run_classify(analyzer: FaceAnalyzer, images: list[str], as_json: bool,
-                 annotate_dir: Path | None) -> int:
+def run_classify(analyzer: FaceAnalyzer, images: list[str], as_json: bool, annotate_dir: Path | None) -> int:
     results = []
     failed = 0
     if annotate_dir:

@@ -24,11 +24,20 @@ def _models_dir(args) -> Path:
 def _analyzer(args):
     from .inference.analyzer import AnalyzerSettings, FaceAnalyzer
 
-    return FaceAnalyzer(AnalyzerSettings(
-        models_dir=_models_dir(args), device=args.device, precision=args.precision,
-        detector=args.detector, classifier=args.classifier,
-        score_threshold=args.threshold, flip=args.flip, crop=args.crop, margin=args.margin,
-        fit_crops=args.fit_crops))
+    return FaceAnalyzer(
+        AnalyzerSettings(
+            models_dir=_models_dir(args),
+            device=args.device,
+            precision=args.precision,
+            detector=args.detector,
+            classifier=args.classifier,
+            score_threshold=args.threshold,
+            flip=args.flip,
+            crop=args.crop,
+            margin=args.margin,
+            fit_crops=args.fit_crops,
+        )
+    )
 
 
 def cmd_models_build(args) -> int:
@@ -93,18 +102,25 @@ def cmd_check_config(args) -> int:
         print(json.dumps({"ok": True, "config": cfg.to_dict()}, indent=2))
     else:
         cams = ", ".join(f"{c.name} ({c.source})" for c in cfg.cameras)
-        print(f"{path}: ok; device {cfg.inference.device} {cfg.inference.precision}, "
-              f"num_requests {cfg.inference.num_requests}; cameras: {cams}; "
-              f"mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'off'}")
+        print(
+            f"{path}: ok; device {cfg.inference.device} {cfg.inference.precision}, "
+            f"num_requests {cfg.inference.num_requests}; cameras: {cams}; "
+            f"mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'off'}"
+        )
     return 0
 
 
 def cmd_run(args) -> int:
     from .daemon_main import run_daemon
 
-    return run_daemon(_config_path(args), stdout=args.stdout, mqtt=not args.no_mqtt,
-                      max_seconds=args.max_seconds, ha_remove=args.ha_remove,
-                      stats_json=args.stats_json)
+    return run_daemon(
+        _config_path(args),
+        stdout=args.stdout,
+        mqtt=not args.no_mqtt,
+        max_seconds=args.max_seconds,
+        ha_remove=args.ha_remove,
+        stats_json=args.stats_json,
+    )
 
 
 def cmd_benchmark(args) -> int:
@@ -116,16 +132,24 @@ def cmd_benchmark(args) -> int:
 
     cfg = load_config(args.config, require_cameras=False) if args.config else Config()
     inf = cfg.inference
-    cfg = replace(cfg, inference=replace(
-        inf, device=args.device or inf.device, precision=args.precision or inf.precision))
+    cfg = replace(
+        cfg,
+        inference=replace(inf, device=args.device or inf.device, precision=args.precision or inf.precision),
+    )
     if args.models:
         cfg = replace(cfg, models_dir=args.models)
     assert isinstance(cfg.inference, InferenceConfig)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(args.clip) if args.clip else bm.samples_clip(cfg.models_path(), Path(tmp) / "s.avi")
-        result = bm.run_benchmark(cfg, clip, args.seconds, args.max_requests,
-                                  progress=lambda m: print(m, file=sys.stderr, flush=True),
-                                  rounds=args.rounds, streams=bm.parse_streams(args.streams))
+        result = bm.run_benchmark(
+            cfg,
+            clip,
+            args.seconds,
+            args.max_requests,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+            rounds=args.rounds,
+            streams=bm.parse_streams(args.streams),
+        )
     if args.json:
         bm.write_json(result, Path(args.json))
     if args.plot:
@@ -153,8 +177,11 @@ def cmd_devices(args) -> int:
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not report["ok"]:
         failed = next(r for r in report["configured"].values() if not r["compiles"])
-        raise DeviceError(failed["error"]) if failed.get("exit_code", 78) == 78 else \
-            ExpressiondError(failed["error"])
+        raise (
+            DeviceError(failed["error"])
+            if failed.get("exit_code", 78) == 78
+            else ExpressiondError(failed["error"])
+        )
     return 0
 
 
@@ -162,11 +189,17 @@ def cmd_convert(args) -> int:
     from .convert import ConvertOptions, convert, parse_labels, parse_numbers
 
     opts = ConvertOptions(
-        precision=args.precision, labels=parse_labels(args.labels),
-        output=Path(args.output) if args.output else None, name=args.name,
-        input_size=args.input_size, color=args.color, layout=args.layout,
-        mean=parse_numbers(args.mean, "mean"), scale=parse_numbers(args.scale, "scale"),
-        head=args.head)
+        precision=args.precision,
+        labels=parse_labels(args.labels),
+        output=Path(args.output) if args.output else None,
+        name=args.name,
+        input_size=args.input_size,
+        color=args.color,
+        layout=args.layout,
+        mean=parse_numbers(args.mean, "mean"),
+        scale=parse_numbers(args.scale, "scale"),
+        head=args.head,
+    )
     result = convert(Path(args.src), opts)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -175,10 +208,12 @@ def cmd_convert(args) -> int:
         norm = ""
         if "mean" in inp or "scale" in inp:
             norm = f", (x - {inp.get('mean', 0)}) / {inp.get('scale', 1)}"
-        print(f"{result['xml']}: {result['format']} -> IR {result['precision']}; input "
-              f"{inp['size'][0]}x{inp['size'][1]} {inp['color']} {inp['layout']}{norm}; "
-              f"{result['output_kind']} over {len(result['labels'])} labels "
-              f"({', '.join(result['labels'])})")
+        print(
+            f"{result['xml']}: {result['format']} -> IR {result['precision']}; input "
+            f"{inp['size'][0]}x{inp['size'][1]} {inp['color']} {inp['layout']}{norm}; "
+            f"{result['output_kind']} over {len(result['labels'])} labels "
+            f"({', '.join(result['labels'])})"
+        )
         print(f"metadata: {result['metadata']}; checked on the CPU")
         print(f'use it: [classifier] model = "{result["xml"]}"')
     return 0
@@ -191,22 +226,35 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector: model name or .xml")
     p.add_argument("--classifier", default=BUILTIN_CLASSIFIER, help="classifier: builtin or .xml")
     p.add_argument("--threshold", type=float, default=None, help="face score threshold")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                   help="average each face with its mirror image (default: on)")
-    p.add_argument("--crop", default="auto", choices=("auto", "model", "box", "square"),
-                   help="how a face box becomes the classifier input (default: auto)")
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="average each face with its mirror image (default: on)",
+    )
+    p.add_argument(
+        "--crop",
+        default="auto",
+        choices=("auto", "model", "box", "square"),
+        help="how a face box becomes the classifier input (default: auto)",
+    )
     p.add_argument("--margin", type=float, default=None, help="scale the face box first")
-    p.add_argument("--fit-crops", action=argparse.BooleanOptionalAction, default=True,
-                   help="fit each face crop to the classifier's own size with OpenCV, as the "
-                   "daemon does (default: on; --no-fit-crops: the model's own resize, exactly "
-                   "as face-api preprocesses)")
+    p.add_argument(
+        "--fit-crops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit each face crop to the classifier's own size with OpenCV, as the "
+        "daemon does (default: on; --no-fit-crops: the model's own resize, exactly "
+        "as face-api preprocesses)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expressiond",
-        description="Facial-expression events from cameras with OpenVINO, published over MQTT.")
+        description="Facial-expression events from cameras with OpenVINO, published over MQTT.",
+    )
     parser.add_argument("--version", action="version", version=f"expressiond {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -238,15 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     clips.set_defaults(func=cmd_evaluate_detector)
 
     run = sub.add_parser("run", help="run the daemon: cameras -> expressions -> events")
-    run.add_argument("--config", metavar="FILE",
-                     help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG})")
+    run.add_argument(
+        "--config", metavar="FILE", help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG})"
+    )
     run.add_argument("--stdout", action="store_true", help="also print each event as a JSON line")
     run.add_argument("--no-mqtt", action="store_true", help="do not connect to the broker")
     run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
-    run.add_argument("--ha-remove", action="store_true",
-                     help="remove the Home Assistant discovery entries and exit")
-    run.add_argument("--stats-json", metavar="FILE",
-                     help="at exit, write the final stats (as on the stats topic) as JSON")
+    run.add_argument(
+        "--ha-remove", action="store_true", help="remove the Home Assistant discovery entries and exit"
+    )
+    run.add_argument(
+        "--stats-json", metavar="FILE", help="at exit, write the final stats (as on the stats topic) as JSON"
+    )
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("benchmark", help="sync loop vs async pipeline vs end-to-end vs benchmark_app")
@@ -257,11 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models", metavar="DIR", help="built model directory")
     bench.add_argument("--seconds", type=float, default=8.0, help="time per mode (default 8)")
     bench.add_argument("--max-requests", type=int, default=4, help="async modes 1..N (default 4)")
-    bench.add_argument("--rounds", type=int, default=1,
-                       help="repeat every mode this often, interleaved; report medians (default 1)")
-    bench.add_argument("--streams", metavar="LIST",
-                       help="also compare one process with N cameras against N pinned single-"
-                       "camera processes, for each N in LIST (e.g. 1,2,4)")
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat every mode this often, interleaved; report medians (default 1)",
+    )
+    bench.add_argument(
+        "--streams",
+        metavar="LIST",
+        help="also compare one process with N cameras against N pinned single-"
+        "camera processes, for each N in LIST (e.g. 1,2,4)",
+    )
     bench.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     bench.add_argument("--plot", metavar="OUT.png", help="draw a bar chart")
     bench.set_defaults(func=cmd_benchmark)
@@ -272,11 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the parsed config as JSON")
     check.set_defaults(func=cmd_check_config)
 
-    devices = sub.add_parser("devices", help="inference devices OpenVINO sees and whether the "
-                             "configured models compile there")
-    devices.add_argument("--config", metavar="FILE",
-                         help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG} if "
-                         "present, else the builtin models on CPU)")
+    devices = sub.add_parser(
+        "devices", help="inference devices OpenVINO sees and whether the configured models compile there"
+    )
+    devices.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG} if "
+        "present, else the builtin models on CPU)",
+    )
     devices.add_argument("--models", metavar="DIR", help="built model directory")
     devices.add_argument("--json", action="store_true", help="machine-readable output")
     devices.set_defaults(func=cmd_devices)
@@ -288,13 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--output", metavar="DIR", help="where to write (default ./NAME/PRECISION)")
     conv.add_argument("--name", help="file and model name (default: the source's name)")
     conv.add_argument("--input-size", type=int, metavar="N", help="N x N input (dynamic models)")
-    conv.add_argument("--color", choices=("RGB", "BGR", "GRAY"),
-                      help="colour order the model expects (default: GRAY for 1 channel, else RGB)")
+    conv.add_argument(
+        "--color",
+        choices=("RGB", "BGR", "GRAY"),
+        help="colour order the model expects (default: GRAY for 1 channel, else RGB)",
+    )
     conv.add_argument("--layout", choices=("NCHW", "NHWC"), help="when the shape is ambiguous")
     conv.add_argument("--mean", help="subtracted per channel: 127.5 or 123.7,116.3,103.5")
     conv.add_argument("--scale", help="divided after the mean: 255 or 58.4,57.1,57.4")
-    conv.add_argument("--head", choices=("softmax", "sigmoid"),
-                      help="output kind (default: read from the model's last layer)")
+    conv.add_argument(
+        "--head",
+        choices=("softmax", "sigmoid"),
+        help="output kind (default: read from the model's last layer)",
+    )
     conv.add_argument("--json", action="store_true", help="print a JSON summary")
     conv.set_defaults(func=cmd_convert)
     return parser
@@ -311,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s")
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

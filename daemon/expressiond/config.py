@@ -179,8 +179,11 @@ def check_camera_sources(cfg: Config) -> None:
             continue
         target = Path(camera.resolve_source(cfg.models_path()))
         if not target.exists():
-            what = "sample clip (made by `expressiond models build`)" if kind == "samples" \
+            what = (
+                "sample clip (made by `expressiond models build`)"
+                if kind == "samples"
                 else "video file or image folder"
+            )
             raise ConfigError(
                 f"{_where(cfg, ('cameras', index, 'source'))}: {what} {target} does not "
                 "exist; fix the path (relative paths start at the working directory)"

@@ -119,8 +119,7 @@ def _model(sec: Section | None, builtin: str, role: str) -> ModelConfig:
         builtin,
         ", ".join(f'"{n}"' for n in names)
         + " or a path to an OpenVINO IR .xml file (with .bin and .json beside it)",
-        ok=lambda v: v in names or (not v.startswith(("face-api/", "omz/"))
-                                    and v.lower().endswith(".xml")),
+        ok=lambda v: v in names or (not v.startswith(("face-api/", "omz/")) and v.lower().endswith(".xml")),
     )
     device = sec.device("device")
     precision = sec.choice("precision", None, paths.PRECISIONS)
@@ -208,8 +207,11 @@ def _camera(sec: Section) -> CameraConfig | None:
         return None
     camera = CameraConfig(name, source, fps, loop, width, height, reconnect, realtime)
     if not realtime and camera.source_kind in ("index", "url", "device"):
-        sec.bad("realtime", "realtime = false only applies to video files, image folders and "
-                "samples (a live camera or stream sets its own pace); remove it")
+        sec.bad(
+            "realtime",
+            "realtime = false only applies to video files, image folders and "
+            "samples (a live camera or stream sets its own pace); remove it",
+        )
     return camera
 
 

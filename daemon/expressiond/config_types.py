@@ -204,8 +204,9 @@ class Config:
             "device_id": self.device_id,
             "models_dir": self.models_dir,
             "inference": asdict(self.inference),
-            "detector": {key: value for key, value in asdict(self.detector).items()
-                         if key not in CLASSIFIER_ONLY_KEYS},
+            "detector": {
+                key: value for key, value in asdict(self.detector).items() if key not in CLASSIFIER_ONLY_KEYS
+            },
             "classifier": {key: getattr(self.classifier, key) for key in CLASSIFIER_KEYS},
             "cameras": [_camera_dict(camera, redact_secrets) for camera in self.cameras],
             "tracking": asdict(self.tracking),

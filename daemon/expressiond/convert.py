@@ -30,8 +30,7 @@ from .inference.ovcompat import LEGACY, PartialShape, error_reason, ov, short_ve
 
 log = logging.getLogger(__name__)
 
-FORMATS = {".onnx": "ONNX", ".tflite": "TFLite", ".pb": "TensorFlow frozen graph",
-           ".pdmodel": "PaddlePaddle"}
+FORMATS = {".onnx": "ONNX", ".tflite": "TFLite", ".pb": "TensorFlow frozen graph", ".pdmodel": "PaddlePaddle"}
 KERAS = (".h5", ".hdf5", ".keras")
 HEADS = ("softmax", "sigmoid")
 
@@ -56,8 +55,9 @@ def parse_numbers(text: str | None, what: str) -> tuple[float, ...] | None:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"--{what} {text!r}: give a number or one per channel, e.g. "
-                         "127.5 or 123.7,116.3,103.5") from None
+        raise UsageError(
+            f"--{what} {text!r}: give a number or one per channel, e.g. 127.5 or 123.7,116.3,103.5"
+        ) from None
     if len(values) not in (1, 3):
         raise UsageError(f"--{what} {text!r}: give 1 or 3 numbers")
     return values
@@ -78,16 +78,22 @@ def source_format(src: Path) -> str:
     if src.is_dir():
         if (src / "saved_model.pb").is_file() or (src / "saved_model.pbtxt").is_file():
             return "TensorFlow SavedModel"
-        raise UsageError(f"{src}: a directory without saved_model.pb; give a SavedModel "
-                         "directory, an .onnx or a .tflite file")
+        raise UsageError(
+            f"{src}: a directory without saved_model.pb; give a SavedModel "
+            "directory, an .onnx or a .tflite file"
+        )
     suffix = src.suffix.lower()
     if suffix in KERAS:
-        raise UsageError(f"{src}: Keras {suffix} files need TensorFlow to read; save the model as "
-                         "a SavedModel (model.export(dir)) or convert it to ONNX/TFLite first")
+        raise UsageError(
+            f"{src}: Keras {suffix} files need TensorFlow to read; save the model as "
+            "a SavedModel (model.export(dir)) or convert it to ONNX/TFLite first"
+        )
     if suffix not in FORMATS:
-        raise UsageError(f"{src}: unknown model format {suffix or '(no suffix)'}; expressiond "
-                         "converts ONNX (.onnx), TFLite (.tflite) and TensorFlow SavedModel "
-                         "directories")
+        raise UsageError(
+            f"{src}: unknown model format {suffix or '(no suffix)'}; expressiond "
+            "converts ONNX (.onnx), TFLite (.tflite) and TensorFlow SavedModel "
+            "directories"
+        )
     return FORMATS[suffix]
 
 
@@ -120,9 +126,11 @@ def _convert(src: Path, fmt: str):
     except Exception as exc:  # noqa: BLE001 - each frontend raises its own type
         reason = error_reason(exc)
         if "tensorflow" in reason.lower() and fmt.startswith("TensorFlow"):
-            raise ModelError(f"{src}: converting a {fmt} needs the tensorflow package (pip "
-                             "install tensorflow), or export the model to ONNX or TFLite "
-                             f"first ({reason})") from exc
+            raise ModelError(
+                f"{src}: converting a {fmt} needs the tensorflow package (pip "
+                "install tensorflow), or export the model to ONNX or TFLite "
+                f"first ({reason})"
+            ) from exc
         raise ModelError(f"{src}: OpenVINO cannot convert this {fmt} model ({reason})") from exc
 
 
@@ -135,48 +143,65 @@ def _dims(port) -> list[int]:
 
 def _input_contract(model, opts: ConvertOptions, src: Path) -> dict:
     if len(model.inputs) != 1:
-        raise ModelError(f"{src}: the model has {len(model.inputs)} inputs; an expression "
-                         "classifier for expressiond takes exactly one image")
+        raise ModelError(
+            f"{src}: the model has {len(model.inputs)} inputs; an expression "
+            "classifier for expressiond takes exactly one image"
+        )
     if len(model.outputs) != 1:
-        raise ModelError(f"{src}: the model has {len(model.outputs)} outputs; expressiond "
-                         "reads one vector of class scores")
+        raise ModelError(
+            f"{src}: the model has {len(model.outputs)} outputs; expressiond reads one vector of class scores"
+        )
     dims = _dims(model.inputs[0])
     if len(dims) != 4:
-        raise ModelError(f"{src}: the input has rank {len(dims)} (shape {dims}); expected a 4-D "
-                         "image input (N, H, W, C or N, C, H, W)")
+        raise ModelError(
+            f"{src}: the input has rank {len(dims)} (shape {dims}); expected a 4-D "
+            "image input (N, H, W, C or N, C, H, W)"
+        )
     layout = opts.layout
     if layout is None:
         nchw, nhwc = dims[1] in (1, 3), dims[3] in (1, 3)
         if nchw == nhwc:
-            raise ModelError(f"{src}: cannot tell the layout of input shape {dims}; give "
-                             "--layout NCHW or --layout NHWC")
+            raise ModelError(
+                f"{src}: cannot tell the layout of input shape {dims}; give --layout NCHW or --layout NHWC"
+            )
         layout = "NCHW" if nchw else "NHWC"
     c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
     channels = dims[c_axis]
     if channels not in (-1, 1, 3):
-        raise ModelError(f"{src}: input {dims} has {channels} channels in {layout}; expected 1 "
-                         "(grey) or 3 (colour); check --layout")
+        raise ModelError(
+            f"{src}: input {dims} has {channels} channels in {layout}; expected 1 "
+            "(grey) or 3 (colour); check --layout"
+        )
     color = opts.color or ("GRAY" if channels == 1 else "RGB")
     want = 1 if color == "GRAY" else 3
     if channels not in (-1, want):
-        raise ModelError(f"{src}: --color {color} needs {want} channel(s) but the model input "
-                         f"{dims} has {channels}")
+        raise ModelError(
+            f"{src}: --color {color} needs {want} channel(s) but the model input {dims} has {channels}"
+        )
     size = (dims[w_axis], dims[h_axis])
     if -1 in size:
         if opts.input_size is None:
-            raise ModelError(f"{src}: the input size is dynamic ({dims}); give --input-size N "
-                             "(e.g. 224 for MobileNet, 299 for InceptionV3)")
+            raise ModelError(
+                f"{src}: the input size is dynamic ({dims}); give --input-size N "
+                "(e.g. 224 for MobileNet, 299 for InceptionV3)"
+            )
         size = (opts.input_size, opts.input_size)
     elif opts.input_size is not None and size != (opts.input_size, opts.input_size):
-        raise ModelError(f"{src}: the model input is {size[0]}x{size[1]} but --input-size is "
-                         f"{opts.input_size}; leave --input-size out or give {size[0]}")
+        raise ModelError(
+            f"{src}: the model input is {size[0]}x{size[1]} but --input-size is "
+            f"{opts.input_size}; leave --input-size out or give {size[0]}"
+        )
     static = list(dims)
     static[0], static[c_axis] = 1, want
     static[w_axis], static[h_axis] = size
     if static != dims:
         model.reshape(PartialShape(static))
-    contract = {"layout": layout, "color": color, "size": list(size),
-                "element_type": model.inputs[0].get_element_type().get_type_name()}
+    contract = {
+        "layout": layout,
+        "color": color,
+        "size": list(size),
+        "element_type": model.inputs[0].get_element_type().get_type_name(),
+    }
     for key in ("mean", "scale"):
         values = getattr(opts, key)
         if values is not None:
@@ -187,13 +212,14 @@ def _input_contract(model, opts: ConvertOptions, src: Path) -> dict:
 
 
 def _head(model, opts: ConvertOptions, src: Path) -> str:
-    found = {"Softmax": "softmax", "SoftMax": "softmax", "Sigmoid": "sigmoid"}.get(
-        head_op(model, 0) or "")
+    found = {"Softmax": "softmax", "SoftMax": "softmax", "Sigmoid": "sigmoid"}.get(head_op(model, 0) or "")
     if opts.head is None:
         if found is None:
-            raise ModelError(f"{src}: the output does not end in a Softmax or Sigmoid layer "
-                             f"({head_op(model, 0)}); give --head softmax or --head sigmoid if "
-                             "it already gives class scores")
+            raise ModelError(
+                f"{src}: the output does not end in a Softmax or Sigmoid layer "
+                f"({head_op(model, 0)}); give --head softmax or --head sigmoid if "
+                "it already gives class scores"
+            )
         return found
     return opts.head
 
@@ -211,18 +237,24 @@ def convert(src: Path, opts: ConvertOptions) -> dict:
     src = Path(src)
     fmt = source_format(src)
     if LEGACY:
-        raise UsageError(f"expressiond convert needs OpenVINO 2023.1 or newer (this is "
-                         f"{short_version()}, without openvino.convert_model); convert on a "
-                         "machine with current OpenVINO and copy the .xml, .bin and .json here")
+        raise UsageError(
+            f"expressiond convert needs OpenVINO 2023.1 or newer (this is "
+            f"{short_version()}, without openvino.convert_model); convert on a "
+            "machine with current OpenVINO and copy the .xml, .bin and .json here"
+        )
     name = opts.name or (src.name if src.is_dir() else src.stem)
     out_dir = Path(opts.output) if opts.output else Path.cwd() / name / opts.precision
     model = _convert(src, fmt)
     contract = _input_contract(model, opts, src)
     meta = {
-        "schema": 1, "name": name, "kind": "classifier", "output_kind": _head(model, opts, src),
-        "labels": list(opts.labels), "precision": opts.precision, "input": contract,
-        "source": {"file": src.name, "format": fmt,
-                   "sha256": sha256_file(src) if src.is_file() else None},
+        "schema": 1,
+        "name": name,
+        "kind": "classifier",
+        "output_kind": _head(model, opts, src),
+        "labels": list(opts.labels),
+        "precision": opts.precision,
+        "input": contract,
+        "source": {"file": src.name, "format": fmt, "sha256": sha256_file(src) if src.is_file() else None},
         "converter": f"expressiond convert, OpenVINO {short_version()}",
     }
     parse_meta(meta, f"{src} (converted)", "classifier")  # the options make valid metadata
@@ -236,10 +268,17 @@ def convert(src: Path, opts: ConvertOptions) -> dict:
             shutil.move(str(xml.with_suffix(suffix)), out_dir / f"{name}{suffix}")
     target = out_dir / f"{name}.xml"
     log.info("converted %s (%s) -> %s", src, fmt, target)
-    return {"xml": str(target), "bin": str(target.with_suffix(".bin")),
-            "metadata": str(target.with_suffix(".json")), "format": fmt, "input": contract,
-            "output_kind": meta["output_kind"], "labels": list(opts.labels),
-            "precision": opts.precision, "check": result}
+    return {
+        "xml": str(target),
+        "bin": str(target.with_suffix(".bin")),
+        "metadata": str(target.with_suffix(".json")),
+        "format": fmt,
+        "input": contract,
+        "output_kind": meta["output_kind"],
+        "labels": list(opts.labels),
+        "precision": opts.precision,
+        "check": result,
+    }
 
 
 def _check_written(xml: Path, precision: str) -> dict:
@@ -247,12 +286,14 @@ def _check_written(xml: Path, precision: str) -> dict:
     from .inference.engine import compile_net
     from .inference.metadata import resolve_model
 
-    net = compile_net(resolve_model(str(xml), xml.parent, precision), "classifier", "CPU",
-                      precision, "LATENCY")
+    net = compile_net(
+        resolve_model(str(xml), xml.parent, precision), "classifier", "CPU", precision, "LATENCY"
+    )
     request = net.compiled.create_infer_request()
     request.infer({0: net.adapter.prepare(np.full((96, 80, 3), 128, np.uint8))})
     scores = net.adapter.scores(net.adapter.fetch(request))
     if not all(np.isfinite(v) for v in scores.values()):
-        raise ModelError(f"{xml.name}: the converted model gives non-finite scores on a grey "
-                         "image; check --mean/--scale")
+        raise ModelError(
+            f"{xml.name}: the converted model gives non-finite scores on a grey image; check --mean/--scale"
+        )
     return {"compiled_on": "CPU", "scores_on_grey": {k: round(v, 4) for k, v in scores.items()}}

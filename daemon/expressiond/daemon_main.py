@@ -66,8 +66,9 @@ def _make_sinks(cfg, stdout: bool, mqtt: bool, labels: list[str]) -> list:
         from . import __version__
         from .mqtt import MqttPublisher
 
-        sinks.append(MqttPublisher(cfg.mqtt, cfg.device_id, [c.name for c in cfg.cameras],
-                                   labels, __version__))
+        sinks.append(
+            MqttPublisher(cfg.mqtt, cfg.device_id, [c.name for c in cfg.cameras], labels, __version__)
+        )
     return sinks
 
 
@@ -101,16 +102,25 @@ STOP_GUARD_S = 15.0
 
 
 def _stop_stuck() -> None:
-    log.error("stopping has taken over %.0f s and is stuck; the thread stacks follow on stderr; "
-              "exiting with status 1 (spooled events are sent after the restart)", STOP_GUARD_S)
+    log.error(
+        "stopping has taken over %.0f s and is stuck; the thread stacks follow on stderr; "
+        "exiting with status 1 (spooled events are sent after the restart)",
+        STOP_GUARD_S,
+    )
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     os._exit(EXIT_RUNTIME)
 
 
-def run_daemon(config_path: str, *, stdout: bool = False, mqtt: bool = True,
-               max_seconds: float | None = None, ha_remove: bool = False,
-               stats_json: str | None = None) -> int:
+def run_daemon(
+    config_path: str,
+    *,
+    stdout: bool = False,
+    mqtt: bool = True,
+    max_seconds: float | None = None,
+    ha_remove: bool = False,
+    stats_json: str | None = None,
+) -> int:
     cfg = load_config(config_path)
     root = logging.getLogger()
     for handler in list(root.handlers):  # the CLI's bootstrap handler; setup_logging replaces it

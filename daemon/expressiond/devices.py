@@ -27,22 +27,22 @@ KNOWN = ("CPU", "GPU", "NPU", "MYRIAD", "HDDL", "GNA")
 
 INSTALL_HINTS = {
     "GPU": "an Intel iGPU needs its OpenCL runtime: apt install intel-opencl-icd (newer GPUs: "
-           "Intel's compute-runtime packages), and the service user in group render with "
-           "access to /dev/dri/renderD128",
+    "Intel's compute-runtime packages), and the service user in group render with "
+    "access to /dev/dri/renderD128",
     "NPU": "an Intel NPU (Core Ultra) needs the Linux NPU driver (intel-driver-compiler-npu and "
-           "intel-level-zero-npu from github.com/intel/linux-npu-driver), access to "
-           "/dev/accel/accel0 and OpenVINO 2024.0 or newer",
+    "intel-level-zero-npu from github.com/intel/linux-npu-driver), access to "
+    "/dev/accel/accel0 and OpenVINO 2024.0 or newer",
     "MYRIAD": "the Neural Compute Stick 2 needs OpenVINO 2022.3 LTS from Intel's archive "
-              "distribution (the pip wheel has no MYRIAD plugin; source its setupvars.sh and run "
-              "expressiond with its Python 3.10), the udev rule for USB vendor 03e7, and the "
-              "stick plugged in",
+    "distribution (the pip wheel has no MYRIAD plugin; source its setupvars.sh and run "
+    "expressiond with its Python 3.10), the udev rule for USB vendor 03e7, and the "
+    "stick plugged in",
     "MYRIAD-removed": "the Neural Compute Stick 2 plugin was removed in OpenVINO 2023.0: run "
-                      "expressiond on OpenVINO 2022.3 LTS from Intel's archive distribution "
-                      "(its pip wheel has no MYRIAD plugin; source setupvars.sh, Python 3.10)",
+    "expressiond on OpenVINO 2022.3 LTS from Intel's archive distribution "
+    "(its pip wheel has no MYRIAD plugin; source setupvars.sh, Python 3.10)",
     "MYRIAD-noplugin": "this OpenVINO 2022.3 has no MYRIAD plugin (the pip wheel never had "
-                       "one): use the 2022.3 archive distribution and source its setupvars.sh",
+    "one): use the 2022.3 archive distribution and source its setupvars.sh",
     "MYRIAD-nostick": "no Neural Compute Stick 2 found: plug it in (lsusb shows 03e7:2485) and "
-                      "install the udev rule for USB vendor 03e7 (97-myriad-usbboot.rules)",
+    "install the udev rule for USB vendor 03e7 (97-myriad-usbboot.rules)",
     "NPU-legacy": "NPU needs OpenVINO 2024.0 or newer; this is OpenVINO 2022.3",
     "HDDL": "HDDL (Vision Accelerator Design) needs OpenVINO 2022.3 or older with HDDL daemon",
     "GNA": "GNA is a low-power audio accelerator; it cannot run these image models",
@@ -73,7 +73,7 @@ class DevicePlan:
 
 
 def base_name(device: str) -> str:
-    """"GPU.1" -> "GPU", "GPU(2)" -> "GPU"."""
+    """ "GPU.1" -> "GPU", "GPU(2)" -> "GPU"."""
     return re.split(r"[.(]", device, maxsplit=1)[0].strip().upper()
 
 
@@ -108,27 +108,32 @@ def install_hint(device: str, legacy: bool, plugin_registered: bool | None = Non
         return INSTALL_HINTS["NPU-legacy"]
     if base in INSTALL_HINTS:
         return INSTALL_HINTS[base]
-    return ("not a device name OpenVINO knows here; use CPU, GPU, GPU.<n>, NPU, MYRIAD, AUTO, "
-            "AUTO:<list> or HETERO:<list>")
+    return (
+        "not a device name OpenVINO knows here; use CPU, GPU, GPU.<n>, NPU, MYRIAD, AUTO, "
+        "AUTO:<list> or HETERO:<list>"
+    )
 
 
-def absent_error(asked: str, missing: list[str], available: list[str], legacy: bool,
-                 plugins: dict[str, bool] | None = None) -> DeviceError:
+def absent_error(
+    asked: str, missing: list[str], available: list[str], legacy: bool, plugins: dict[str, bool] | None = None
+) -> DeviceError:
     plugins = plugins or {}
-    hints = "; ".join(f"{m}: {install_hint(m, legacy, plugins.get(base_name(m)))}"
-                      for m in missing)
+    hints = "; ".join(f"{m}: {install_hint(m, legacy, plugins.get(base_name(m)))}" for m in missing)
     present = ", ".join(available) or "none"
     verb = "is" if len(missing) == 1 else "are"
     known = all(base_name(m) in KNOWN for m in missing)
-    fallback = (f' or device = "AUTO:{",".join(missing)},CPU" to fall back'
-                if known and "CPU" in available else "")
+    fallback = (
+        f' or device = "AUTO:{",".join(missing)},CPU" to fall back' if known and "CPU" in available else ""
+    )
     return DeviceError(
         f"device {asked!r}: {', '.join(missing)} {verb} not present (devices present: "
-        f"{present}); {hints}; or set device = \"CPU\"{fallback}")
+        f'{present}); {hints}; or set device = "CPU"{fallback}'
+    )
 
 
-def plan_device(asked: str, available: list[str], legacy: bool = False,
-                plugins: dict[str, bool] | None = None) -> DevicePlan:
+def plan_device(
+    asked: str, available: list[str], legacy: bool = False, plugins: dict[str, bool] | None = None
+) -> DevicePlan:
     """What to compile for, or DeviceError. ``available`` is Core.available_devices."""
     prefix, items = parse_device(asked)
     if prefix is None:
@@ -138,8 +143,7 @@ def plan_device(asked: str, available: list[str], legacy: bool = False,
         return DevicePlan(asked, name, (name,), None, legacy)
     if prefix in STRICT_PREFIXES:
         if not items:
-            raise DeviceError(f"device {asked!r}: {prefix} needs a device list, e.g. "
-                              f"\"{prefix}:GPU,CPU\"")
+            raise DeviceError(f'device {asked!r}: {prefix} needs a device list, e.g. "{prefix}:GPU,CPU"')
         missing = [d for d in items if not is_present(d, available)]
         if missing:
             raise absent_error(asked, missing, available, legacy, plugins)
@@ -151,8 +155,10 @@ def plan_device(asked: str, available: list[str], legacy: bool = False,
         raise absent_error(asked, missing or [asked], available, legacy, plugins)
     note = None
     if missing:
-        note = (f"{asked}: {', '.join(missing)} not present, running on {', '.join(present)} "
-                f"({'; '.join(install_hint(m, legacy, (plugins or {}).get(base_name(m))) for m in missing)})")
+        note = (
+            f"{asked}: {', '.join(missing)} not present, running on {', '.join(present)} "
+            f"({'; '.join(install_hint(m, legacy, (plugins or {}).get(base_name(m))) for m in missing)})"
+        )
     if len(present) == 1:
         # one candidate left: compile for it directly, so its own options (f32 on CPU) apply
         # and OpenVINO 2022.3's AUTO does not trip over a listed device that is absent
@@ -165,7 +171,9 @@ def effective_precision(device: str, precision: str) -> str:
     """MYRIAD runs FP16 only: an FP32 request becomes FP16, with a warning."""
     _prefix, items = parse_device(device)
     if any(base_name(d) == "MYRIAD" for d in items) and precision == "FP32":
-        log.warning("device %s: MYRIAD (Neural Compute Stick 2) runs FP16 only; using the FP16 "
-                    "IR instead of FP32", device)
+        log.warning(
+            "device %s: MYRIAD (Neural Compute Stick 2) runs FP16 only; using the FP16 IR instead of FP32",
+            device,
+        )
         return "FP16"
     return precision

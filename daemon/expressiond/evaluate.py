@@ -48,8 +48,7 @@ def _median_ms(values: list[float]) -> float | None:
     return round(float(np.median(values)) * 1000, 3) if values else None
 
 
-def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: bool,
-             progress=None) -> dict:
+def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: bool, progress=None) -> dict:
     items = read_labels(labels_csv)
     model_labels = analyzer.labels
     extra = [label for label in dict.fromkeys(lab for _f, lab in items) if label not in model_labels]
@@ -92,8 +91,9 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
         predicted = max(scores, key=scores.__getitem__)
         confusion[index[truth]][index[predicted]] += 1
         correct += predicted == truth
-        per_image.append({"file": name, "label": truth, "predicted": predicted,
-                          "confidence": round(scores[predicted], 4)})
+        per_image.append(
+            {"file": name, "label": truth, "predicted": predicted, "confidence": round(scores[predicted], 4)}
+        )
         if progress:
             progress(k, len(items))
     n = len(items) - len(errors)
@@ -103,8 +103,7 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
         "n": n,
         "accuracy": correct / n if n else 0.0,
         "per_class_recall": {
-            label: (confusion[i][i] / totals[i] if totals[i] else 0.0)
-            for i, label in enumerate(labels)
+            label: (confusion[i][i] / totals[i] if totals[i] else 0.0) for i, label in enumerate(labels)
         },
         "labels": list(labels),
         "labels_not_in_model": extra,
@@ -116,8 +115,10 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
         "detector": None if crops else s.detector,
         "classifier": s.classifier,
         "flip": s.flip,
-        "crop": {"square": analyzer.classifier.adapter.crop_square,
-                 "enlarge": analyzer.classifier.adapter.crop_enlarge},
+        "crop": {
+            "square": analyzer.classifier.adapter.crop_square,
+            "enlarge": analyzer.classifier.adapter.crop_enlarge,
+        },
         "ensemble": s.ensemble,
         "median_ms": {"detect": _median_ms(detect_s), "classify": _median_ms(classify_s)},
         "errors": errors,
@@ -127,14 +128,14 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
 
 def print_report(result: dict) -> None:
     labels = result["labels"]
-    print(f"images: {result['n']}  accuracy: {result['accuracy']:.3f}  "
-          f"detection recall: {result['detection_recall']:.3f}  "
-          f"({result['device']}, {result['precision']}{', crops' if result['crops'] else ''})")
+    print(
+        f"images: {result['n']}  accuracy: {result['accuracy']:.3f}  "
+        f"detection recall: {result['detection_recall']:.3f}  "
+        f"({result['device']}, {result['precision']}{', crops' if result['crops'] else ''})"
+    )
     if result.get("labels_not_in_model"):
-        print("labels the model lacks (counted as misses): "
-              + ", ".join(result["labels_not_in_model"]))
-    print("per-class recall: " + ", ".join(
-        f"{k} {v:.2f}" for k, v in result["per_class_recall"].items()))
+        print("labels the model lacks (counted as misses): " + ", ".join(result["labels_not_in_model"]))
+    print("per-class recall: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_class_recall"].items()))
     width = max(len(x) for x in labels) + 1
     print("confusion (rows: label, columns: predicted)")
     print(" " * width + " ".join(f"{x[:4]:>4}" for x in labels))
@@ -172,8 +173,7 @@ def read_clip(path: str | Path, max_frames: int = MAX_CLIP_FRAMES) -> list[np.nd
     return frames
 
 
-def evaluate_clip(analyzer: FaceAnalyzer, clip: str | Path,
-                  frames: list[np.ndarray] | None = None) -> dict:
+def evaluate_clip(analyzer: FaceAnalyzer, clip: str | Path, frames: list[np.ndarray] | None = None) -> dict:
     """Faces per frame (and their boxes) for every frame of a clip, with the detector's time."""
     frames = read_clip(clip) if frames is None else frames
     counts, boxes, times = [], [], []
@@ -222,10 +222,12 @@ def run_clips(analyzer: FaceAnalyzer, clips: list[str], as_json: bool) -> int:
             continue
         results.append(result)
         if not as_json:
-            print(f"{clip}: {result['frames']} frames, faces per frame min {result['faces_min']} "
-                  f"mean {result['faces_mean']:.2f} max {result['faces_max']}, "
-                  f"{result['frames_without_face']} without a face, detector "
-                  f"{result['detect_ms_median']:.1f} ms/frame (median)")
+            print(
+                f"{clip}: {result['frames']} frames, faces per frame min {result['faces_min']} "
+                f"mean {result['faces_mean']:.2f} max {result['faces_max']}, "
+                f"{result['frames_without_face']} without a face, detector "
+                f"{result['detect_ms_median']:.1f} ms/frame (median)"
+            )
     if as_json:
         print(json.dumps([{k: v for k, v in r.items() if k != "boxes"} for r in results], indent=2))
     return 1 if failed else 0
@@ -235,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m expressiond.evaluate VIDEO... [model options]`` (clip mode)."""
     from .cli import _add_model_options, _analyzer
 
-    parser = argparse.ArgumentParser(prog="python -m expressiond.evaluate",
-                                     description="faces per frame on video clips")
+    parser = argparse.ArgumentParser(
+        prog="python -m expressiond.evaluate", description="faces per frame on video clips"
+    )
     parser.add_argument("clips", nargs="+", metavar="VIDEO")
     _add_model_options(parser)
     args = parser.parse_args(argv)

@@ -41,10 +41,14 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
         device = cfg.model_device(model)
         precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
         files = resolve_model(model.model, models_dir, precision)
-        options = ({"flip": model.flip, "crop": model.crop, "margin": model.margin,
-                    "fit_crops": True} if role == "classifier" else {})
-        nets.append(compile_net(files, role, device, precision, inf.performance_hint,
-                                inf.cache_dir, **options))
+        options = (
+            {"flip": model.flip, "crop": model.crop, "margin": model.margin, "fit_crops": True}
+            if role == "classifier"
+            else {}
+        )
+        nets.append(
+            compile_net(files, role, device, precision, inf.performance_hint, inf.cache_dir, **options)
+        )
     return nets[0], nets[1]
 
 
@@ -86,8 +90,7 @@ class LatencyWindow:
 
 
 class Runtime:
-    def __init__(self, cfg: Config,
-                 on_events: Callable[[list[ExpressionEvent], str, dict], None]):
+    def __init__(self, cfg: Config, on_events: Callable[[list[ExpressionEvent], str, dict], None]):
         self.cfg = cfg
         self.tracker = ExpressionTracker(cfg.tracking, cfg.device_id)
         self._on_events = on_events
@@ -96,14 +99,20 @@ class Runtime:
         self.num_requests = resolve_num_requests(cfg, self.detector)
         d = cfg.detector
         self.pipeline = AsyncPipeline(
-            self.detector, self.classifier, self.num_requests,
-            DetectorParams(input_size=int(self.detector.meta.postprocess.get("input_size", 512)),
-                           score_threshold=d.threshold, nms_iou=d.nms_iou, max_faces=d.max_faces,
-                           min_face_px=d.min_face_px),
-            self._on_result)
+            self.detector,
+            self.classifier,
+            self.num_requests,
+            DetectorParams(
+                input_size=int(self.detector.meta.postprocess.get("input_size", 512)),
+                score_threshold=d.threshold,
+                nms_iou=d.nms_iou,
+                max_faces=d.max_faces,
+                min_face_px=d.min_face_px,
+            ),
+            self._on_result,
+        )
         models_dir = cfg.models_path()
-        self.captures = [CameraCapture(_Resolved(cam, cam.resolve_source(models_dir)))
-                         for cam in cfg.cameras]
+        self.captures = [CameraCapture(_Resolved(cam, cam.resolve_source(models_dir))) for cam in cfg.cameras]
         self.latency = {cam.name: LatencyWindow() for cam in cfg.cameras}
         self.last_result_mono = time.monotonic()
         self.submitted = 0
@@ -146,8 +155,12 @@ class Runtime:
             self.submit_errors += 1
             self._failed_in_row += 1
             if self._failed_in_row == 1:
-                log.error("camera %s: inference failed on frame %d, frame skipped: %s",
-                          frame.camera, frame.index, exc)
+                log.error(
+                    "camera %s: inference failed on frame %d, frame skipped: %s",
+                    frame.camera,
+                    frame.index,
+                    exc,
+                )
             if self._failed_in_row >= MAX_FAILED_SUBMITS:
                 self.failure = f"{self._failed_in_row} frames in a row failed to start inference ({exc})"
             return

@@ -24,8 +24,13 @@ EVENT_QUEUE_SIZE = 10000
 
 
 class Service:
-    def __init__(self, cfg: Config, sinks: list, notifier: Notifier | None = None,
-                 config_loader: Callable[[str], Config] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        sinks: list,
+        notifier: Notifier | None = None,
+        config_loader: Callable[[str], Config] | None = None,
+    ):
         self.cfg = cfg
         self.sinks = list(sinks)
         self.notifier = notifier or Notifier()
@@ -48,22 +53,35 @@ class Service:
         prepared_s = time.monotonic() - t0
         self.runtime.start()
         self.notifier.ready(self.status_line())
-        log.info("expressiond %s ready: device_id=%s cameras=%s; models compiled and warmed up "
-                 "in %.2f s", __version__, self.cfg.device_id,
-                 ",".join(c.name for c in self.cfg.cameras), prepared_s)
+        log.info(
+            "expressiond %s ready: device_id=%s cameras=%s; models compiled and warmed up in %.2f s",
+            __version__,
+            self.cfg.device_id,
+            ",".join(c.name for c in self.cfg.cameras),
+            prepared_s,
+        )
 
     def _new_runtime(self, cfg: Config) -> Runtime:
         rt = Runtime(cfg, self._queue_events)
         inf = cfg.inference
-        log.info("inference: asked device=%s precision=%s num_requests=%s hint=%s; OpenVINO reports "
-                 "detector %s, classifier %s; using %d requests; warm-up %.2f s",
-                 inf.device, inf.precision, inf.num_requests, inf.performance_hint,
-                 rt.detector.info, rt.classifier.info, rt.num_requests, rt.warmup_s,
-                 extra={"device": ",".join(rt.execution_devices())})
+        log.info(
+            "inference: asked device=%s precision=%s num_requests=%s hint=%s; OpenVINO reports "
+            "detector %s, classifier %s; using %d requests; warm-up %.2f s",
+            inf.device,
+            inf.precision,
+            inf.num_requests,
+            inf.performance_hint,
+            rt.detector.info,
+            rt.classifier.info,
+            rt.num_requests,
+            rt.warmup_s,
+            extra={"device": ",".join(rt.execution_devices())},
+        )
         return rt
 
-    def run(self, max_seconds: float | None = None, stats_interval: float = 30.0,
-            stop_at_end: bool = True) -> int:
+    def run(
+        self, max_seconds: float | None = None, stats_interval: float = 30.0, stop_at_end: bool = True
+    ) -> int:
         """Main loop (the caller's thread): watchdog, stats, reloads, end of input."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
         wd = self.notifier.watchdog_interval()
@@ -79,8 +97,10 @@ class Service:
                 self.reload()
                 continue
             if rt.failure is not None:
-                log.error("inference cannot go on (%s); exiting with status 1 so that systemd "
-                          "restarts the daemon", rt.failure)
+                log.error(
+                    "inference cannot go on (%s); exiting with status 1 so that systemd restarts the daemon",
+                    rt.failure,
+                )
                 return EXIT_RUNTIME
             if ping_every is not None and now - last_ping >= ping_every:
                 if self.healthy(now, wd):
@@ -91,8 +111,11 @@ class Service:
                         stalled_since = None
                 elif stalled_since is None:
                     stalled_since = now
-                    log.warning("watchdog: pipeline stalled (%s): no more pings; systemd "
-                                "restarts the service if it lasts", self.stall_report(now))
+                    log.warning(
+                        "watchdog: pipeline stalled (%s): no more pings; systemd "
+                        "restarts the service if it lasts",
+                        self.stall_report(now),
+                    )
             if now >= next_stats:
                 next_stats = now + stats_interval
                 self.publish_stats()
@@ -122,10 +145,14 @@ class Service:
         for cap in rt.captures:
             s = cap.stats()
             age = s.get("last_frame_age_s")
-            cams.append(f"{cap.name} {'connected' if s['connected'] else 'not connected'}"
-                        + ("" if age is None else f", last frame {age:.1f} s ago"))
-        return (f"no inference result for {now - rt.last_result_mono:.1f} s, "
-                f"{rt.pipeline.in_flight} frame(s) in flight; cameras: {'; '.join(cams)}")
+            cams.append(
+                f"{cap.name} {'connected' if s['connected'] else 'not connected'}"
+                + ("" if age is None else f", last frame {age:.1f} s ago")
+            )
+        return (
+            f"no inference result for {now - rt.last_result_mono:.1f} s, "
+            f"{rt.pipeline.in_flight} frame(s) in flight; cameras: {'; '.join(cams)}"
+        )
 
     def reload(self) -> bool:
         """SIGHUP: a bad new config keeps the old one running and says why. Cameras, models,
@@ -135,13 +162,20 @@ class Service:
         self.notifier.reloading("reloading configuration")
         try:
             new = self._load(self.cfg.source)
-            fixed = [name for name in ("device_id", "mqtt", "logging")
-                     if getattr(new, name) != getattr(self.cfg, name)]
+            fixed = [
+                name
+                for name in ("device_id", "mqtt", "logging")
+                if getattr(new, name) != getattr(self.cfg, name)
+            ]
             if fixed:
-                log.warning("reload: %s changed; that takes `systemctl restart expressiond`, "
-                            "until then the previous values stay", ", ".join(fixed))
-                new = dataclasses.replace(new, device_id=self.cfg.device_id, mqtt=self.cfg.mqtt,
-                                          logging=self.cfg.logging)
+                log.warning(
+                    "reload: %s changed; that takes `systemctl restart expressiond`, "
+                    "until then the previous values stay",
+                    ", ".join(fixed),
+                )
+                new = dataclasses.replace(
+                    new, device_id=self.cfg.device_id, mqtt=self.cfg.mqtt, logging=self.cfg.logging
+                )
             rt = self._new_runtime(new)
         except ExpressiondError as exc:
             log.error("reload failed, still running the previous config: %s", exc)
@@ -191,10 +225,23 @@ class Service:
     # --- events ---------------------------------------------------------------------------------
     def _queue_events(self, events: list[ExpressionEvent], camera: str, state: dict) -> None:
         for ev in events:
-            log.info("%s %s: track %d %s %.2f", ev.camera, ev.type, ev.track, ev.expression,
-                     ev.confidence, extra={"journal": {
-                         "CAMERA": ev.camera, "EXPRESSION": ev.expression, "TRACK": ev.track,
-                         "EVENT_ID": ev.id, "EVENT_TYPE": ev.type}})
+            log.info(
+                "%s %s: track %d %s %.2f",
+                ev.camera,
+                ev.type,
+                ev.track,
+                ev.expression,
+                ev.confidence,
+                extra={
+                    "journal": {
+                        "CAMERA": ev.camera,
+                        "EXPRESSION": ev.expression,
+                        "TRACK": ev.track,
+                        "EVENT_ID": ev.id,
+                        "EVENT_TYPE": ev.type,
+                    }
+                },
+            )
             try:
                 self._events.put_nowait(("event", ev))
             except queue.Full:
@@ -223,9 +270,12 @@ class Service:
 
     # --- status -----------------------------------------------------------------------------------
     def stats(self) -> dict:
-        out = {"device_id": self.cfg.device_id, "version": __version__,
-               "uptime_s": round(time.monotonic() - self.started_mono, 1),
-               "events": {"emitted": self.events_emitted, "dropped": self.events_dropped}}
+        out = {
+            "device_id": self.cfg.device_id,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_mono, 1),
+            "events": {"emitted": self.events_emitted, "dropped": self.events_dropped},
+        }
         if self.runtime is not None:
             out.update(self.runtime.stats())
             out["inference"]["execution_devices"] = self.runtime.execution_devices()
@@ -246,8 +296,7 @@ class Service:
         if rt is None:
             return "starting"
         stats = stats or self.stats()
-        fps = ", ".join(f"{name} {c.get('fps', 0):.1f} fps"
-                        for name, c in stats.get("cameras", {}).items())
+        fps = ", ".join(f"{name} {c.get('fps', 0):.1f} fps" for name, c in stats.get("cameras", {}).items())
         broker = ""
         for sink in self.sinks:
             if hasattr(sink, "connected"):

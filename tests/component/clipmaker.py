@@ -48,8 +48,9 @@ def canvas_with(tile: np.ndarray, width: int = 640, height: int = 400, at: tuple
     return canvas
 
 
-def expression_change_clip(path: Path, tiles: dict[str, np.ndarray], first: str, second: str,
-                           frames_each: int = 20, blank: int = 5) -> Path:
+def expression_change_clip(
+    path: Path, tiles: dict[str, np.ndarray], first: str, second: str, frames_each: int = 20, blank: int = 5
+) -> Path:
     """blank, `first` face, `second` face at the same place, blank: one track that starts,
     changes and ends."""
     empty = np.full((400, 640, 3), 90, np.uint8)

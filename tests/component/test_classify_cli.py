@@ -15,14 +15,26 @@ LABELS = {"neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "expressiond.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_classify_json_on_sample_photos(models_dir, sample_images, tmp_path):
     t0 = time.monotonic()
-    proc = run_cli("classify", "--json", "--models", str(models_dir), "--annotate",
-                   str(tmp_path), *map(str, sample_images))
+    proc = run_cli(
+        "classify",
+        "--json",
+        "--models",
+        str(models_dir),
+        "--annotate",
+        str(tmp_path),
+        *map(str, sample_images),
+    )
     took = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
@@ -47,8 +59,16 @@ def test_classify_bad_files_are_reported_and_the_rest_processed(models_dir, samp
     text.write_text("this is not a jpeg")
     truncated = tmp_path / "half.jpg"
     truncated.write_bytes(sample_images[0].read_bytes()[:200])
-    proc = run_cli("classify", "--json", "--models", str(models_dir), str(text),
-                   str(sample_images[0]), str(truncated), str(tmp_path / "missing.jpg"))
+    proc = run_cli(
+        "classify",
+        "--json",
+        "--models",
+        str(models_dir),
+        str(text),
+        str(sample_images[0]),
+        str(truncated),
+        str(tmp_path / "missing.jpg"),
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("expressiond: error:")]
     assert len(errors) == 3, proc.stderr
@@ -66,8 +86,18 @@ def test_missing_models_is_exit_78(tmp_path, sample_images):
 
 @pytest.mark.parametrize("precision", ["FP32", "FP16"])
 def test_evaluate_crops_accuracy_well_above_chance(models_dir, expressions_dir, precision, capsys):
-    rc = main(["evaluate", str(expressions_dir), "--crops", "--json", "--models", str(models_dir),
-               "--precision", precision])
+    rc = main(
+        [
+            "evaluate",
+            str(expressions_dir),
+            "--crops",
+            "--json",
+            "--models",
+            str(models_dir),
+            "--precision",
+            precision,
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert result["n"] == 70

@@ -47,8 +47,10 @@ def product(models_dir):
 
 @pytest.fixture(scope="module")
 def dev_results(product, expressions_dir):
-    return {p: evaluate(a, expressions_dir, expressions_dir / "labels.csv", crops=False)
-            for p, a in product.items()}
+    return {
+        p: evaluate(a, expressions_dir, expressions_dir / "labels.csv", crops=False)
+        for p, a in product.items()
+    }
 
 
 def test_bundled_detector_is_intact_licensed_and_the_default(tmp_path):
@@ -61,14 +63,17 @@ def test_bundled_detector_is_intact_licensed_and_the_default(tmp_path):
     assert "Apache License" in (base / "LICENSE").read_text()
     assert "open_model_zoo" in (base / "SOURCES.md").read_text()
     # found from any models dir (the checkout), INT8 falls back to the FP16 IR
-    assert paths.builtin_model_dir(tmp_path, paths.BUNDLED_DETECTOR, "INT8") == \
-        paths.bundled_model_dir(paths.BUNDLED_DETECTOR, "FP16")
+    assert paths.builtin_model_dir(tmp_path, paths.BUNDLED_DETECTOR, "INT8") == paths.bundled_model_dir(
+        paths.BUNDLED_DETECTOR, "FP16"
+    )
     # models build's copy for an installed tree: copied once, then up to date
     rows = install_bundled(tmp_path)
     assert {r["status"] for r in rows} == {"copied"} and len(rows) == 2
     assert {r["status"] for r in install_bundled(tmp_path)} == {"up to date"}
-    assert paths.builtin_model_dir(tmp_path, paths.BUNDLED_DETECTOR, "FP32") == \
-        tmp_path / paths.BUNDLED_DETECTOR / "FP32"
+    assert (
+        paths.builtin_model_dir(tmp_path, paths.BUNDLED_DETECTOR, "FP32")
+        == tmp_path / paths.BUNDLED_DETECTOR / "FP32"
+    )
     assert (tmp_path / paths.BUNDLED_DETECTOR / "LICENSE").is_file()
     cfg = load_config(str(REPO / "config" / "expressiond.toml"))
     assert cfg.detector.model == paths.DEFAULT_DETECTOR == paths.BUNDLED_DETECTOR
@@ -83,10 +88,13 @@ def test_default_detector_recall_on_close_up_photos(dev_results, precision):
     assert result["detection_recall"] >= RECALL_FLOOR, result["detection_recall"]
 
 
-def test_default_classifier_beats_the_original_on_whole_photos(models_dir, expressions_dir,
-                                                               dev_results):
-    whole = evaluate(FaceAnalyzer(AnalyzerSettings(models_dir)), expressions_dir,
-                     expressions_dir / "labels.csv", crops=True)
+def test_default_classifier_beats_the_original_on_whole_photos(models_dir, expressions_dir, dev_results):
+    whole = evaluate(
+        FaceAnalyzer(AnalyzerSettings(models_dir)),
+        expressions_dir,
+        expressions_dir / "labels.csv",
+        crops=True,
+    )
     fp32, fp16 = dev_results["FP32"], dev_results["FP16"]
     assert (fp32["flip"], fp32["crop"]) == (True, {"square": True, "enlarge": 1.0})
     assert fp32["accuracy"] >= whole["accuracy"] + GAIN_FLOOR, (fp32["accuracy"], whole["accuracy"])
@@ -94,11 +102,9 @@ def test_default_classifier_beats_the_original_on_whole_photos(models_dir, expre
     # the 70 flips between the two with any change to the pixels (measured: converting frames
     # to f32 before or after the detector's resize swaps which precision gets it right), so
     # the totals may differ by that one photo, 1.4 points, and no more.
-    same = sum(a["predicted"] == b["predicted"] for a, b in zip(fp32["images"], fp16["images"],
-                                                                 strict=True))
+    same = sum(a["predicted"] == b["predicted"] for a, b in zip(fp32["images"], fp16["images"], strict=True))
     assert same >= 67, f"FP16 and FP32 agree on {same}/70 photos (want >= 95 %; 68 measured)"
-    assert abs(fp16["accuracy"] - fp32["accuracy"]) <= 1 / 70 + 1e-9, (fp16["accuracy"],
-                                                                       fp32["accuracy"])
+    assert abs(fp16["accuracy"] - fp32["accuracy"]) <= 1 / 70 + 1e-9, (fp16["accuracy"], fp32["accuracy"])
     assert fp32["per_class_recall"]["happy"] >= 0.8
 
 
@@ -132,14 +138,17 @@ def test_flip_in_the_graph_mirrors_after_the_resize_and_refuses_a_batch_one_mode
         got = flipped.classify(crop)
         assert abs(sum(got.values()) - 1) < 1e-4
         assert max(abs((a[k] + b[k]) / 2 - got[k]) for k in got) < tolerance, (crop.shape, got)
-    pairs = [op for op in flipped.classifier.adapter.model.get_ordered_ops()
-             if op.get_type_name() == "Concat" and op.get_input_size() == 2
-             and op.input_value(1).get_node().get_type_name() == "Slice"]
+    pairs = [
+        op
+        for op in flipped.classifier.adapter.model.get_ordered_ops()
+        if op.get_type_name() == "Concat"
+        and op.get_input_size() == 2
+        and op.input_value(1).get_node().get_type_name() == "Slice"
+    ]
     assert [op.input_value(0).get_node().get_type_name() for op in pairs] == ["Interpolate"]
     param = ops.parameter(PartialShape([1, -1, -1, 3]), Type.u8, name="image")
     flat = ops.reshape(ops.convert(param, "f32"), ops.constant(np.array([3, -1], np.int64)), False)
-    model = ov.Model([ops.reduce_mean(flat, ops.constant(np.array([1], np.int64)), True)],
-                     [param], "odd")
+    model = ov.Model([ops.reduce_mean(flat, ops.constant(np.array([1], np.int64)), True)], [param], "odd")
     with pytest.raises(ModelError, match="set flip = false in \\[classifier\\]"):
         mirror_average(model, "odd.xml")
 
@@ -169,7 +178,8 @@ def test_daemon_makes_events_for_a_close_up_clip(tmp_path, expressions_dir):
         frames += [frame] * 15 + [blank] * 6
     clip = write_clip(tmp_path / "closeup.avi", frames, fps=10)
     cfg = tmp_path / "expressiond.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         device_id = "closeup"
         [inference]
         num_requests = 2
@@ -179,10 +189,15 @@ def test_daemon_makes_events_for_a_close_up_clip(tmp_path, expressions_dir):
         name = "kiosk"
         source = "{clip}"
         fps = 10
-        """))
-    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
-                           "--stdout", "--no-mqtt"], capture_output=True, text=True, timeout=300,
-                          check=False)
+        """)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg), "--stdout", "--no-mqtt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     starts = [e for e in events if e["type"] == "start"]

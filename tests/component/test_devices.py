@@ -95,12 +95,15 @@ def test_myriad_forces_fp16(caplog):
 # --- real OpenVINO on this machine -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("device", "hint"), [
-    ("GPU", "intel-opencl-icd"),
-    ("NPU", "NPU"),
-    ("MYRIAD", "2022.3"),
-    ("HETERO:GPU,CPU", "intel-opencl-icd"),
-])
+@pytest.mark.parametrize(
+    ("device", "hint"),
+    [
+        ("GPU", "intel-opencl-icd"),
+        ("NPU", "NPU"),
+        ("MYRIAD", "2022.3"),
+        ("HETERO:GPU,CPU", "intel-opencl-icd"),
+    ],
+)
 def test_absent_device_is_a_device_error_naming_what_exists(models_dir, device, hint):
     files = resolve_model("face-api/expression", models_dir, "FP16")
     with pytest.raises(DeviceError) as err:
@@ -126,8 +129,7 @@ def test_run_on_absent_myriad_warns_fp16_and_exits_78(tmp_path, models_dir):
 
 
 def test_auto_with_fallback_starts_on_the_cpu_and_says_so(tmp_path, models_dir):
-    code, stderr, messages = run_daemon(tmp_path, models_dir, device="AUTO:GPU,CPU",
-                                        max_seconds=4)
+    code, stderr, messages = run_daemon(tmp_path, models_dir, device="AUTO:GPU,CPU", max_seconds=4)
     assert code == 0, stderr[-2000:]
     assert "AUTO:GPU,CPU: GPU not present, running on CPU" in stderr
     ready = [m for m in messages if "READY=1" in m]
@@ -135,9 +137,14 @@ def test_auto_with_fallback_starts_on_the_cpu_and_says_so(tmp_path, models_dir):
 
 
 def test_devices_command_lists_the_cpu_and_what_is_missing(models_dir):
-    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "devices", "--json",
-                           "--models", str(models_dir)], capture_output=True, text=True,
-                          timeout=180, check=False, env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", "devices", "--json", "--models", str(models_dir)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     (cpu,) = report["devices"]
@@ -157,8 +164,7 @@ def test_model_cache_is_used_on_the_second_compile(models_dir, tmp_path):
     second compile, in a fresh Core as after a restart, loads the blob instead of compiling."""
     cache = tmp_path / "cache"
     timings = {}
-    for name, role in (("face-api/ssd_mobilenetv1", "detector"),
-                       ("face-api/expression", "classifier")):
+    for name, role in (("face-api/ssd_mobilenetv1", "detector"), ("face-api/expression", "classifier")):
         files = resolve_model(name, models_dir, "FP32")
         cold = compile_net(files, role, "CPU", "FP32", "THROUGHPUT", str(cache), Core())
         blobs = sorted(p.name for p in cache.iterdir())
@@ -195,10 +201,20 @@ def test_static_input_path_on_the_cpu(models_dir, sample_images):
 def test_static_pipeline_warm_up_accepts_any_frame_size(models_dir):
     from expressiond.runtime import warm_up
 
-    det = compile_net(resolve_model("face-api/ssd_mobilenetv1", models_dir, "FP32"), "detector",
-                      "CPU", "FP32", static_shapes=True)
-    cls = compile_net(resolve_model("face-api/expression", models_dir, "FP32"), "classifier",
-                      "CPU", "FP32", static_shapes=True)
+    det = compile_net(
+        resolve_model("face-api/ssd_mobilenetv1", models_dir, "FP32"),
+        "detector",
+        "CPU",
+        "FP32",
+        static_shapes=True,
+    )
+    cls = compile_net(
+        resolve_model("face-api/expression", models_dir, "FP32"),
+        "classifier",
+        "CPU",
+        "FP32",
+        static_shapes=True,
+    )
     assert warm_up(det, cls) > 0
     batch = det.adapter.prepare(np.zeros((480, 640, 3), np.uint8))
     assert batch.shape == (1, 512, 512, 3)

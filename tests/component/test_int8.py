@@ -67,8 +67,7 @@ def _has_int8(models_dir: Path) -> bool:
 
 def _copy_fp32(models_dir: Path, dest: Path) -> Path:
     for name in NAMES:
-        shutil.copytree(builtin_model_dir(models_dir, name, "FP32"),
-                        builtin_model_dir(dest, name, "FP32"))
+        shutil.copytree(builtin_model_dir(models_dir, name, "FP32"), builtin_model_dir(dest, name, "FP32"))
     (dest / "samples").mkdir()
     for photo in (models_dir / "samples").glob("sample*.jpg"):
         shutil.copyfile(photo, dest / "samples" / photo.name)
@@ -84,8 +83,10 @@ def int8_models(models_dir, tmp_path_factory) -> Path:
     if int8 is None:
         pytest.skip(f"no INT8 IR in {models_dir} and this OpenVINO cannot build one")
     if int8.nncf_version() is None:
-        pytest.skip(f"no INT8 IR in {models_dir} and nncf is not installed "
-                    "(pip install 'expressiond[int8]', then expressiond models build)")
+        pytest.skip(
+            f"no INT8 IR in {models_dir} and nncf is not installed "
+            "(pip install 'expressiond[int8]', then expressiond models build)"
+        )
     dest = _copy_fp32(models_dir, tmp_path_factory.mktemp("int8-models"))
     rows = int8.build_int8(dest)
     assert [r["status"] for r in rows] == ["built", "built"], rows
@@ -122,20 +123,28 @@ def test_int8_ir_runs_int8_kernels_on_the_cpu(pair, int8_models):
 
     fp32, int8 = pair
     cls_kinds = ("Convolution",) if LEGACY else ("Convolution", "GroupConvolution")
-    for net, ref, kinds in ((int8.detector, fp32.detector, ("Convolution",)),
-                            (int8.classifier, fp32.classifier, cls_kinds)):
+    for net, ref, kinds in (
+        (int8.detector, fp32.detector, ("Convolution",)),
+        (int8.classifier, fp32.classifier, cls_kinds),
+    ):
         assert net.meta.precision == "INT8"
         convs = sum(op.get_type_name() in kinds for op in ref.adapter.model.get_ops())
-        runtime = [(_rt(op, "layerType"), _rt(op, "runtimePrecision").lower())
-                   for op in net.compiled.get_runtime_model().get_ops()]
+        runtime = [
+            (_rt(op, "layerType"), _rt(op, "runtimePrecision").lower())
+            for op in net.compiled.get_runtime_model().get_ops()
+        ]
         int8_convs = sum(kind == "Convolution" and prec in ("u8", "i8") for kind, prec in runtime)
         assert convs > 10 and int8_convs == convs, (net.meta.name, int8_convs, convs)
-    runtime = {(_rt(op, "layerType"), _rt(op, "runtimePrecision").lower())
-               for op in int8.classifier.compiled.get_runtime_model().get_ops()}
+    runtime = {
+        (_rt(op, "layerType"), _rt(op, "runtimePrecision").lower())
+        for op in int8.classifier.compiled.get_runtime_model().get_ops()
+    }
     assert {("FullyConnected", "u8"), ("FullyConnected", "i8")} & runtime, runtime
     for name in NAMES:
-        size = {p: (builtin_model_dir(int8_models, name, p) / "model.bin").stat().st_size
-                for p in ("FP32", "INT8")}
+        size = {
+            p: (builtin_model_dir(int8_models, name, p) / "model.bin").stat().st_size
+            for p in ("FP32", "INT8")
+        }
         assert size["INT8"] < 0.4 * size["FP32"], size  # int8 weights: about a quarter
 
 
@@ -184,9 +193,23 @@ def test_dev_photo_accuracy_within_three_images_of_fp32(pair, expressions_dir):
 
 def test_cli_classify_with_precision_int8(int8_models, sample_images):
     proc = subprocess.run(
-        [sys.executable, "-m", "expressiond.cli", "classify", "--json", "--precision", "INT8",
-         "--models", str(int8_models), str(sample_images[0])],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "expressiond.cli",
+            "classify",
+            "--json",
+            "--precision",
+            "INT8",
+            "--models",
+            str(int8_models),
+            str(sample_images[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads(proc.stdout)
     assert len(result["faces"]) == 3
@@ -207,9 +230,10 @@ def test_float_ops_keep_preprocessing_and_decoding_in_float(int8_mod, models_dir
     import openvino as ov
 
     core = ov.Core()
-    for name, must_float in ((BUILTIN_DETECTOR, {"Interpolate", "Pad", "Exp", "Sigmoid",
-                                                 "Concat"}),
-                             (BUILTIN_CLASSIFIER, {"Interpolate", "Pad", "Softmax"})):
+    for name, must_float in (
+        (BUILTIN_DETECTOR, {"Interpolate", "Pad", "Exp", "Sigmoid", "Concat"}),
+        (BUILTIN_CLASSIFIER, {"Interpolate", "Pad", "Softmax"}),
+    ):
         model = core.read_model(str(builtin_model_dir(models_dir, name, "FP32") / "model.xml"))
         types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ops()}
         depthwise = {n for n, t in types.items() if t == "GroupConvolution"}
@@ -222,8 +246,7 @@ def test_float_ops_keep_preprocessing_and_decoding_in_float(int8_mod, models_dir
 
 def test_build_is_idempotent_and_notices_changed_inputs(int8_mod, int8_models):
     def stamps():
-        return [(builtin_model_dir(int8_models, n, "INT8") / "model.bin").stat().st_mtime_ns
-                for n in NAMES]
+        return [(builtin_model_dir(int8_models, n, "INT8") / "model.bin").stat().st_mtime_ns for n in NAMES]
 
     before = stamps()
     said: list[str] = []
@@ -234,28 +257,35 @@ def test_build_is_idempotent_and_notices_changed_inputs(int8_mod, int8_models):
     assert not int8_mod.is_up_to_date(int8_models, BUILTIN_DETECTOR, photos_hash="0" * 64)
 
 
-def test_models_build_without_nncf_skips_int8_with_one_notice(int8_mod, models_dir, tmp_path,
-                                                              monkeypatch):
+def test_models_build_without_nncf_skips_int8_with_one_notice(int8_mod, models_dir, tmp_path, monkeypatch):
     """FP32/FP16 up to date (copied), no INT8, NNCF "not installed": the build succeeds, says
     so in one line, writes no INT8 and needs no network."""
     from expressiond.modelbuild.build import build_models
 
     for name in NAMES:
         for precision in ("FP32", "FP16"):
-            shutil.copytree(builtin_model_dir(models_dir, name, precision),
-                            builtin_model_dir(tmp_path, name, precision))
+            shutil.copytree(
+                builtin_model_dir(models_dir, name, precision), builtin_model_dir(tmp_path, name, precision)
+            )
     shutil.copytree(models_dir / "samples", tmp_path / "samples")
     monkeypatch.setattr(int8_mod, "nncf_version", lambda: None)
     said: list[str] = []
     rows = build_models(tmp_path, progress=said.append)
     assert [(r["precision"], r["status"]) for r in rows] == [
-        ("FP32", "up to date"), ("FP16", "up to date"), ("FP32", "up to date"),
+        ("FP32", "up to date"),
         ("FP16", "up to date"),
-        ("FP32", "copied"), ("FP16", "copied"),  # the bundled default face detector
-        ("INT8", "skipped: nncf not installed"), ("INT8", "skipped: nncf not installed")]
+        ("FP32", "up to date"),
+        ("FP16", "up to date"),
+        ("FP32", "copied"),
+        ("FP16", "copied"),  # the bundled default face detector
+        ("INT8", "skipped: nncf not installed"),
+        ("INT8", "skipped: nncf not installed"),
+    ]
     notices = [m for m in said if "INT8" in m]
-    assert notices == ["INT8 skipped: NNCF is not installed (pip install 'expressiond[int8]' "
-                       "adds it); FP32 and FP16 are unaffected"]
+    assert notices == [
+        "INT8 skipped: NNCF is not installed (pip install 'expressiond[int8]' "
+        "adds it); FP32 and FP16 are unaffected"
+    ]
     assert not any(tmp_path.glob("face-api/*/INT8"))
 
 

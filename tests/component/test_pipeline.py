@@ -25,8 +25,7 @@ def nets(models_dir):
 
 @pytest.fixture(scope="module")
 def photos(sample_images):
-    return [cv2.resize(cv2.imread(str(p)), (960, 640), interpolation=cv2.INTER_AREA)
-            for p in sample_images]
+    return [cv2.resize(cv2.imread(str(p)), (960, 640), interpolation=cv2.INTER_AREA) for p in sample_images]
 
 
 def make_pipeline(nets, results, lock, num_requests=2):
@@ -37,10 +36,15 @@ def make_pipeline(nets, results, lock, num_requests=2):
             results.append(result)
 
     d = Config().detector
-    return AsyncPipeline(det, cls, num_requests,
-                         DetectorParams(score_threshold=d.threshold, nms_iou=d.nms_iou,
-                                        max_faces=d.max_faces, min_face_px=d.min_face_px),
-                         collect)
+    return AsyncPipeline(
+        det,
+        cls,
+        num_requests,
+        DetectorParams(
+            score_threshold=d.threshold, nms_iou=d.nms_iou, max_faces=d.max_faces, min_face_px=d.min_face_px
+        ),
+        collect,
+    )
 
 
 def test_two_cameras_in_frame_order_with_the_analyzers_faces(nets, photos, models_dir):
@@ -60,8 +64,7 @@ def test_two_cameras_in_frame_order_with_the_analyzers_faces(nets, photos, model
     assert all(w >= 1 for w in want), want
     got_a = [len(r.faces) for r in results if r.camera == "a"]
     assert got_a == [want[i % len(photos)] for i in range(24)]
-    assert all(set(f.scores) and abs(sum(f.scores.values()) - 1) < 1e-3
-               for r in results for f in r.faces)
+    assert all(set(f.scores) and abs(sum(f.scores.values()) - 1) < 1e-3 for r in results for f in r.faces)
 
 
 def test_a_frame_that_cannot_start_does_not_hold_back_later_frames(nets, photos):
@@ -103,7 +106,8 @@ def test_the_daemon_classifier_has_a_static_input_fitted_by_opencv(nets, models_
     assert cls.compiled.inputs[0].get_partial_shape().to_string() == "[1,112,112,3]"
     for h, w in ((90, 90), (301, 287), (640, 40)):
         assert cls.adapter.prepare(np.zeros((h, w, 3), np.uint8)).shape == (1, 112, 112, 3)
-    exact = compile_net(resolve_model("face-api/expression", models_dir, "FP32"), "classifier",
-                        "CPU", "FP32")  # classify --no-fit-crops, the golden tests
+    exact = compile_net(
+        resolve_model("face-api/expression", models_dir, "FP32"), "classifier", "CPU", "FP32"
+    )  # classify --no-fit-crops, the golden tests
     assert exact.adapter.static_size is None
     assert exact.compiled.inputs[0].get_partial_shape().to_string() == "[1,?,?,3]"

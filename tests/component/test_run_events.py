@@ -22,7 +22,8 @@ def tiles(models_dir, sample_images):
 
 def _config(tmp_path, source: str, fps: float = 10, extra: str = ""):
     cfg = tmp_path / "expressiond.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         device_id = "test-box"
         [inference]
         device = "CPU"
@@ -33,15 +34,21 @@ def _config(tmp_path, source: str, fps: float = 10, extra: str = ""):
         source = "{source}"
         fps = {fps}
         loop = false
-        """) + extra)
+        """)
+        + extra
+    )
     return cfg
 
 
 def run_daemon(tmp_path, source: str, fps: float = 10, extra: str = "", timeout: float = 120):
     cfg = _config(tmp_path, source, fps, extra)
-    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
-                           "--stdout", "--no-mqtt"], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg), "--stdout", "--no-mqtt"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc, events
 
@@ -63,8 +70,7 @@ def test_start_change_end_for_one_face(tmp_path, tiles):
     assert len({e["id"] for e in events}) == 3
     for e in events:
         assert e["schema"] == 1 and e["camera"] == "door" and e["device_id"] == "test-box"
-        assert set(e["scores"]) == {"neutral", "happy", "sad", "angry", "fearful", "disgusted",
-                                    "surprised"}
+        assert set(e["scores"]) == {"neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"}
         x, y, w, h = e["box"]
         # the tile sits at x 190..450 of 640, y 70..330 of 400: the face is inside it
         assert x >= 190 / 640 - 0.02 and x + w <= 450 / 640 + 0.02
@@ -81,10 +87,23 @@ def test_realtime_false_analyses_every_frame_faster_than_fps(tmp_path, tiles):
     stats = tmp_path / "stats.json"
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "expressiond.cli", "run", "--config",
-         str(_config(tmp_path, str(clip), fps=2, extra="realtime = false\n")),
-         "--stdout", "--no-mqtt", "--stats-json", str(stats)],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "expressiond.cli",
+            "run",
+            "--config",
+            str(_config(tmp_path, str(clip), fps=2, extra="realtime = false\n")),
+            "--stdout",
+            "--no-mqtt",
+            "--stats-json",
+            str(stats),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     took = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -138,7 +157,8 @@ def test_sigterm_drains_flushes_and_exits_0(tmp_path, tiles):
 
     clip = expression_change_clip(tmp_path / "loop.avi", tiles, "happy", "happy", blank=0)
     cfg = tmp_path / "loop.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         device_id = "test-box"
         [inference]
         num_requests = 2
@@ -147,10 +167,14 @@ def test_sigterm_drains_flushes_and_exits_0(tmp_path, tiles):
         source = "{clip}"
         fps = 15
         loop = true
-        """))
-    proc = subprocess.Popen([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
-                             "--stdout", "--no-mqtt"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+        """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg), "--stdout", "--no-mqtt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # blocks until the first event (the track's start)
         assert json.loads(first)["type"] == "start"
@@ -188,9 +212,12 @@ def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
 
     cfg = tmp_path / "reload.toml"
     cfg.write_text(config_text("door"))
-    proc = subprocess.Popen([sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg),
-                             "--stdout", "--no-mqtt"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config", str(cfg), "--stdout", "--no-mqtt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert json.loads(proc.stdout.readline())["camera"] == "door"
         cfg.write_text(config_text("Bad Name"))
@@ -224,8 +251,7 @@ def test_sighup_bad_config_keeps_running_good_config_applies(tmp_path, tiles):
             proc.kill()
             proc.wait()
     assert cameras and cameras[-1] == "hall", cameras
-    failed = [line for line in err.splitlines()
-              if "reload failed, still running the previous config" in line]
+    failed = [line for line in err.splitlines() if "reload failed, still running the previous config" in line]
     assert len(failed) == 3, err[-3000:]
     assert "cameras[0].name" in failed[0]
     for line, target in zip(failed[1:], ("gone.avi", "no-such-folder"), strict=True):

@@ -22,16 +22,28 @@ RESULTS = Path(os.environ.get("EXPRESSIOND_FAULTS_JSON", REPO / "benchmarks" / "
 
 # The table's row order: the issue's list of faults, then bad input, security and the soak.
 ORDER = [
-    "broker-flapping", "broker-flapping-long", "broker-new-certificate",
-    "camera-file-removed", "camera-stream-killed", "disk-full",
-    "sigterm-during-outage", "sigkill-during-outage", "sighup-broken-config",
-    "inference-raises-once", "inference-raises-always", "stop-hangs",
-    "config-fuzz", "malformed-frames", "ha-status-garbage",
-    "file-modes", "password-leak", "tls-verification",
-    "soak", "soak-long",
+    "broker-flapping",
+    "broker-flapping-long",
+    "broker-new-certificate",
+    "camera-file-removed",
+    "camera-stream-killed",
+    "disk-full",
+    "sigterm-during-outage",
+    "sigkill-during-outage",
+    "sighup-broken-config",
+    "inference-raises-once",
+    "inference-raises-always",
+    "stop-hangs",
+    "config-fuzz",
+    "malformed-frames",
+    "ha-status-garbage",
+    "file-modes",
+    "password-leak",
+    "tls-verification",
+    "soak",
+    "soak-long",
 ]
-COLUMNS = ("fault", "how", "result", "events_produced", "events_received", "events_lost",
-           "duplicates")
+COLUMNS = ("fault", "how", "result", "events_produced", "events_received", "events_lost", "duplicates")
 
 
 def update_row(key: str, row: dict[str, Any], path: Path = RESULTS) -> None:
@@ -50,10 +62,10 @@ def update_row(key: str, row: dict[str, Any], path: Path = RESULTS) -> None:
         doc = {
             "schema": 1,
             "about": "expressiond fault suite (tests/faults): each fault made against the real "
-                     "daemon process, events counted on both sides; render with "
-                     "benchmarks/fault_table.py",
+            "daemon process, events counted on both sides; render with "
+            "benchmarks/fault_table.py",
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                       f"Python {platform.python_version()}",
+            f"Python {platform.python_version()}",
             "updated": now,
             "faults": ordered,
         }

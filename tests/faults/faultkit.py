@@ -84,8 +84,15 @@ ha_discovery = {"true" if ha_discovery else "false"}
 class Daemon:
     """One daemon, possibly started several times on the same config and spool."""
 
-    def __init__(self, workdir: Path, config: Path, *, env: dict[str, str] | None = None,
-                 umask: int | None = None, stdout: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        config: Path,
+        *,
+        env: dict[str, str] | None = None,
+        umask: int | None = None,
+        stdout: bool = True,
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = Path(config)
@@ -109,8 +116,14 @@ class Daemon:
         if self.stdout:
             cmd.append("--stdout")
         with open(out, "wb") as fo, open(err, "wb") as fe:
-            self.proc = subprocess.Popen([*cmd, *extra_args], stdout=fo, stderr=fe, env=self.env,
-                                         cwd=self.workdir, umask=-1 if self.umask is None else self.umask)
+            self.proc = subprocess.Popen(
+                [*cmd, *extra_args],
+                stdout=fo,
+                stderr=fe,
+                env=self.env,
+                cwd=self.workdir,
+                umask=-1 if self.umask is None else self.umask,
+            )
         self.started_at = time.monotonic()
         return self
 
@@ -208,9 +221,12 @@ class Daemon:
         status = Path(f"/proc/{self.pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         ticks = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return {"rss_kb": int(fields["VmRSS"].split()[0]), "threads": int(fields["Threads"]),
-                "fds": len(os.listdir(f"/proc/{self.pid}/fd")),
-                "cpu_s": (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")}
+        return {
+            "rss_kb": int(fields["VmRSS"].split()[0]),
+            "threads": int(fields["Threads"]),
+            "fds": len(os.listdir(f"/proc/{self.pid}/fd")),
+            "cpu_s": (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK"),
+        }
 
 
 # -- MQTT side ------------------------------------------------------------------------------
@@ -228,14 +244,14 @@ def wait_stats(col: Collector, predicate: Callable[[dict], bool], timeout: float
     """The first stats message (retained, every stats_interval) for which predicate holds,
     else the last one seen within timeout."""
     topic = f"{BASE}/stats"
-    col.wait_for(lambda ms: any(m.topic == topic and predicate(json.loads(m.payload)) for m in ms),
-                 timeout)
+    col.wait_for(lambda ms: any(m.topic == topic and predicate(json.loads(m.payload)) for m in ms), timeout)
     msgs = [json.loads(m.payload) for m in col.snapshot(lambda t: t == topic)]
     return next((s for s in msgs if predicate(s)), msgs[-1] if msgs else {})
 
 
-def camera_stats(col: Collector, predicate: Callable[[dict], bool], camera: str = CAMERA,
-                 timeout: float = 15.0) -> dict:
+def camera_stats(
+    col: Collector, predicate: Callable[[dict], bool], camera: str = CAMERA, timeout: float = 15.0
+) -> dict:
     """Like wait_stats, for the "cameras"/<camera> part of the stats."""
     s = wait_stats(col, lambda s: predicate(s.get("cameras", {}).get(camera, {})), timeout)
     return s.get("cameras", {}).get(camera, {})
@@ -265,9 +281,13 @@ class Tally:
     lost_ids: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
-        return {"events_produced": self.produced, "events_received": self.received,
-                "events_lost": self.lost, "duplicates": self.duplicates,
-                "in_order": self.in_order}
+        return {
+            "events_produced": self.produced,
+            "events_received": self.received,
+            "events_lost": self.lost,
+            "duplicates": self.duplicates,
+            "in_order": self.in_order,
+        }
 
 
 def tally(produced: list[dict], received: list[dict]) -> Tally:
@@ -281,14 +301,17 @@ def tally(produced: list[dict], received: list[dict]) -> Tally:
     by_first_delivery = sorted(arrived, key=first.__getitem__)
     lost = [i for i in order if i not in first]
     return Tally(
-        produced=len(order), received=len(arrived), lost=len(lost),
-        duplicates=len(received) - len(first), unexpected=len(set(first) - wanted),
-        in_order=by_first_delivery == arrived, lost_ids=lost[:20],
+        produced=len(order),
+        received=len(arrived),
+        lost=len(lost),
+        duplicates=len(received) - len(first),
+        unexpected=len(set(first) - wanted),
+        in_order=by_first_delivery == arrived,
+        lost_ids=lost[:20],
     )
 
 
-def settle_and_tally(daemon: Daemon, col: Collector, *, stop: bool = True,
-                     timeout: float = 60.0) -> Tally:
+def settle_and_tally(daemon: Daemon, col: Collector, *, stop: bool = True, timeout: float = 60.0) -> Tally:
     """Wait for what the daemon produced so far to arrive, stop it (SIGTERM: drain, flush,
     offline) unless it has exited, wait for the rest (all bounded), and count. Events still
     spooled at a SIGTERM stay for the next start, so the first wait is what makes "received"

@@ -30,11 +30,17 @@ pytestmark = pytest.mark.integration
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height`` and holds (almost) no pixel data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def malformed_folder(folder: Path, photos: list[Path]) -> dict[str, list[str]]:
@@ -68,15 +74,24 @@ def malformed_folder(folder: Path, photos: list[Path]) -> dict[str, list[str]]:
     return kinds
 
 
-def test_malformed_frames_in_an_image_folder(broker, subscribers, daemon_factory, models_dir,
-                                             ov_cache, sample_images, tmp_path, fault_row):
+def test_malformed_frames_in_an_image_folder(
+    broker, subscribers, daemon_factory, models_dir, ov_cache, sample_images, tmp_path, fault_row
+):
     folder = tmp_path / "frames"
     kinds = malformed_folder(folder, sample_images)
     n_files = sum(len(v) for v in kinds.values())
     col = subscriber(broker, "frames")
     subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=folder, fps=10,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db"))
+    d = daemon_factory(
+        daemon_toml(
+            models_dir=models_dir,
+            cache_dir=ov_cache,
+            source=folder,
+            fps=10,
+            broker=broker,
+            spool=tmp_path / "state" / "spool.db",
+        )
+    )
     d.start().wait_ready()
     cam = camera_stats(col, lambda c: c.get("loops", 0) >= 2, timeout=60)
     assert cam.get("loops", 0) >= 2, cam
@@ -89,14 +104,22 @@ def test_malformed_frames_in_an_image_folder(broker, subscribers, daemon_factory
     n_bad, n_conv = len(kinds["bad"]), len(kinds["converted"])
     warned = re.findall(r"skipped bad frame \d+: (\S+?):", d.log())
     fault_row.update(
-        key="malformed-frames", fault="malformed frames (image folder)",
-        how=f"{n_files} files looped at 10 fps: " + ", ".join(sorted(
-            n.split("-", 1)[1].rsplit(".", 1)[0] for n in kinds["bad"] + kinds["converted"]))
-            + ", 8k and 3 good photos",
+        key="malformed-frames",
+        fault="malformed frames (image folder)",
+        how=f"{n_files} files looped at 10 fps: "
+        + ", ".join(sorted(n.split("-", 1)[1].rsplit(".", 1)[0] for n in kinds["bad"] + kinds["converted"]))
+        + ", 8k and 3 good photos",
         result=f"kept running; {bad} bad frames counted in stats over {loops} passes, "
-               f"{conv} converted; one warning per bad file", **t.row(),
-        details={"loops": loops, "bad_frames": bad, "frames_converted": conv,
-                 "frames_read": cam.get("frames_read"), "warned_files": sorted(set(warned))})
+        f"{conv} converted; one warning per bad file",
+        **t.row(),
+        details={
+            "loops": loops,
+            "bad_frames": bad,
+            "frames_converted": conv,
+            "frames_read": cam.get("frames_read"),
+            "warned_files": sorted(set(warned)),
+        },
+    )
     assert n_bad * loops <= bad <= n_bad * (loops + 1), cam
     assert n_conv * loops <= conv <= n_conv * (loops + 1), cam
     assert sorted(warned) == sorted(kinds["bad"]), warned  # each bad file told once, not per pass
@@ -104,17 +127,24 @@ def test_malformed_frames_in_an_image_folder(broker, subscribers, daemon_factory
     assert "Traceback" not in d.log(), d.log()[-4000:]
 
 
-def test_garbage_on_homeassistant_status_is_ignored(broker, subscribers, daemon_factory,
-                                                    models_dir, ov_cache, demo_clip, tmp_path,
-                                                    fault_row):
+def test_garbage_on_homeassistant_status_is_ignored(
+    broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path, fault_row
+):
     col = subscriber(broker, "ha")
     subscribers.append(col)
     ha = subscriber(broker, "ha-config")
     ha.client.subscribe("homeassistant/#", qos=1)
     subscribers.append(ha)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db",
-                                   ha_discovery=True))
+    d = daemon_factory(
+        daemon_toml(
+            models_dir=models_dir,
+            cache_dir=ov_cache,
+            source=demo_clip,
+            broker=broker,
+            spool=tmp_path / "state" / "spool.db",
+            ha_discovery=True,
+        )
+    )
     d.start().wait_ready()
     assert d.wait_produced(3, 60)
     config_topic = "homeassistant/device/faultbox/config"
@@ -138,8 +168,9 @@ def test_garbage_on_homeassistant_status_is_ignored(broker, subscribers, daemon_
     try:
         for payload, retain in garbage:
             pub.publish("homeassistant/status", payload, qos=1, retain=retain).wait_for_publish(30)
-        stats = wait_stats(col, lambda s: s.get("mqtt", {}).get("ignored_messages", 0)
-                           >= len(garbage), timeout=30)
+        stats = wait_stats(
+            col, lambda s: s.get("mqtt", {}).get("ignored_messages", 0) >= len(garbage), timeout=30
+        )
         assert d.alive, d.log()[-3000:]
         n_config = sum(m.topic == config_topic for m in ha.snapshot())
         pub.publish("homeassistant/status", b"online", qos=1).wait_for_publish(30)
@@ -153,12 +184,15 @@ def test_garbage_on_homeassistant_status_is_ignored(broker, subscribers, daemon_
 
     ignored = stats.get("mqtt", {}).get("ignored_messages")
     fault_row.update(
-        key="ha-status-garbage", fault="oversized / binary payloads on homeassistant/status",
+        key="ha-status-garbage",
+        fault="oversized / binary payloads on homeassistant/status",
         how="published 1 MiB random, 1 MiB 'online'*N, NUL-padded, invalid UTF-8, UTF-16, "
-            "'ONLINE', 'offline' and a retained 4 MiB random payload while the daemon ran",
+        "'ONLINE', 'offline' and a retained 4 MiB random payload while the daemon ran",
         result=f"all ignored (stats mqtt.ignored_messages = {ignored}); daemon kept publishing; "
-               "a real 'online' still re-sent discovery", **t.row(),
-        details={"ignored_messages": ignored, "discovery_resent": resent})
+        "a real 'online' still re-sent discovery",
+        **t.row(),
+        details={"ignored_messages": ignored, "discovery_resent": resent},
+    )
     assert ignored is not None and ignored >= len(garbage), stats
     assert resent, "discovery not re-sent after a real 'online'"
     assert t.lost == 0 and t.in_order, t

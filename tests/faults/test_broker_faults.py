@@ -41,11 +41,12 @@ def test_broker_flapping_loses_nothing(seconds, broker, watched, fault_row):
         key="broker-flapping" if seconds <= 30 else "broker-flapping-long",
         fault=f"broker flapping ({seconds} s)",
         how=f"mosquitto stopped and restarted on the same port {flaps} times (down 1.5-4 s, "
-            "up 2-3 s) while the daemon ran a 30 fps looped clip",
+        "up 2-3 s) while the daemon ran a 30 fps looped clip",
         result=f"{connects - 1} reconnects, {made_while_down} events made while down; "
-               f"order {'kept' if t.in_order else 'BROKEN'}",
-        **t.row(), details={"flaps": flaps, "reconnects": connects - 1,
-                            "events_made_while_down": made_while_down})
+        f"order {'kept' if t.in_order else 'BROKEN'}",
+        **t.row(),
+        details={"flaps": flaps, "reconnects": connects - 1, "events_made_while_down": made_while_down},
+    )
     assert t.lost == 0, t
     assert t.in_order, t
     assert made_while_down > 0, "the outages must overlap event production"
@@ -61,9 +62,9 @@ def der(path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(path.read_text())
 
 
-def test_broker_restarted_with_a_new_certificate(broker_factory, certs, subscribers,
-                                                 daemon_factory, models_dir, ov_cache, demo_clip,
-                                                 tmp_path, fault_row):
+def test_broker_restarted_with_a_new_certificate(
+    broker_factory, certs, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path, fault_row
+):
     """Renewed certificate (new key, same CA): the daemon reconnects and verifies it. A rogue
     certificate from another CA in between: never connected, events kept in the spool."""
     ca = (certs.ca, certs.ca.with_suffix(".key"))
@@ -75,9 +76,16 @@ def test_broker_restarted_with_a_new_certificate(broker_factory, certs, subscrib
     broker = broker_factory(certs=certs)
     col = subscriber(broker, "newcert")
     subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   broker=broker, spool=tmp_path / "state" / "spool.db",
-                                   tls=f'ca_file = "{certs.ca}"'))
+    d = daemon_factory(
+        daemon_toml(
+            models_dir=models_dir,
+            cache_dir=ov_cache,
+            source=demo_clip,
+            broker=broker,
+            spool=tmp_path / "state" / "spool.db",
+            tls=f'ca_file = "{certs.ca}"',
+        )
+    )
     d.start().wait_ready()
     assert d.wait_produced(5, 60)
     assert wait_delivered(col, [e["id"] for e in d.produced()], 30)
@@ -107,12 +115,15 @@ def test_broker_restarted_with_a_new_certificate(broker_factory, certs, subscrib
     t = settle_and_tally(d, col)
 
     fault_row.update(
-        key="broker-new-certificate", fault="broker restart with a new certificate",
+        key="broker-new-certificate",
+        fault="broker restart with a new certificate",
         how="mosquitto (TLS) restarted with a renewed server certificate (new key, same CA), "
-            "then with a rogue one from another CA, then the renewed one again",
+        "then with a rogue one from another CA, then the renewed one again",
         result=f"renewed cert verified and accepted; rogue cert refused ({made_under_rogue} "
-               "events spooled meanwhile, all delivered after)", **t.row(),
-        details={"events_made_under_rogue_cert": made_under_rogue})
+        "events spooled meanwhile, all delivered after)",
+        **t.row(),
+        details={"events_made_under_rogue_cert": made_under_rogue},
+    )
     assert t.lost == 0, t
     assert t.in_order, t
     assert made_under_rogue > 0

@@ -45,12 +45,19 @@ def test_file_source_removed_and_put_back(watched, demo_clip, tmp_path, fault_ro
     t = settle_and_tally(d, col)
 
     fault_row.update(
-        key="camera-file-removed", fault="camera source removed (video file)",
+        key="camera-file-removed",
+        fault="camera source removed (video file)",
         how="the looped video file renamed away for 3 s while playing, then put back",
         result=f"reopen failed {cam.get('open_failures')} times with backoff, back "
-               f"{back_s:.1f} s after the file returned; events resumed", **t.row(),
-        details={"open_failures": cam.get("open_failures"), "reconnects": cam.get("reconnects"),
-                 "events_before_removal": n_gone, "seconds_to_recover": round(back_s, 1)})
+        f"{back_s:.1f} s after the file returned; events resumed",
+        **t.row(),
+        details={
+            "open_failures": cam.get("open_failures"),
+            "reconnects": cam.get("reconnects"),
+            "events_before_removal": n_gone,
+            "seconds_to_recover": round(back_s, 1),
+        },
+    )
     assert t.lost == 0 and t.in_order, t
     assert cam.get("open_failures", 0) >= 1 and cam.get("reconnects", 0) >= 1, cam
 
@@ -58,10 +65,29 @@ def test_file_source_removed_and_put_back(watched, demo_clip, tmp_path, fault_ro
 def serve_mjpeg(clip: Path, port: int, log: Path) -> subprocess.Popen:
     with open(log, "ab") as err:
         return subprocess.Popen(
-            [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re", "-stream_loop", "-1",
-             "-i", str(clip), "-c:v", "copy", "-f", "mpjpeg", "-listen", "1",
-             f"http://127.0.0.1:{port}/cam"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            [
+                FFMPEG,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "warning",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(clip),
+                "-c:v",
+                "copy",
+                "-f",
+                "mpjpeg",
+                "-listen",
+                "1",
+                f"http://127.0.0.1:{port}/cam",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
 
 @pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
@@ -95,13 +121,19 @@ def test_stream_server_killed_and_restarted(watched, demo_clip, tmp_path, fault_
                 s.wait(10)
 
     fault_row.update(
-        key="camera-stream-killed", fault="camera stream server killed and restarted",
+        key="camera-stream-killed",
+        fault="camera stream server killed and restarted",
         how="HTTP MJPEG stream served by a local ffmpeg (-f mpjpeg -listen 1; RTSP listen mode "
-            "does not exist for output) SIGKILLed, restarted 3 s later on the same port",
+        "does not exist for output) SIGKILLed, restarted 3 s later on the same port",
         result=f"loss seen after {lost_after_s:.1f} s, reconnected {back_s:.1f} s after the "
-               "server returned; events resumed", **t.row(),
-        details={"open_failures": cam.get("open_failures"), "reconnects": cam.get("reconnects"),
-                 "seconds_to_notice": round(lost_after_s, 1),
-                 "seconds_to_recover": round(back_s, 1)})
+        "server returned; events resumed",
+        **t.row(),
+        details={
+            "open_failures": cam.get("open_failures"),
+            "reconnects": cam.get("reconnects"),
+            "seconds_to_notice": round(lost_after_s, 1),
+            "seconds_to_recover": round(back_s, 1),
+        },
+    )
     assert t.lost == 0 and t.in_order, t
     assert cam.get("reconnects", 0) >= 1, cam

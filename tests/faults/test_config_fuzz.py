@@ -39,9 +39,13 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_TEXT = (REPO / "config" / "expressiond.toml").read_text()
 BASE = tomllib.loads(BASE_TEXT)
 N_CASES = int(os.environ.get("EXPRESSIOND_FUZZ_CASES", "600"))
-FUZZ = settings(max_examples=N_CASES, deadline=None, database=None,
-                derandomize=not os.environ.get("EXPRESSIOND_FUZZ_RANDOM"),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=N_CASES,
+    deadline=None,
+    database=None,
+    derandomize=not os.environ.get("EXPRESSIOND_FUZZ_RANDOM"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 COUNTS = {"cases": 0, "valid": 0, "rejected": 0}
 
 
@@ -120,10 +124,41 @@ def key_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 PATHS = key_paths(BASE)
-TRICKY = ["", " ", "#", "+", "/", "a/b", "door#", "+/+", "nuc hall", "\u0000", "\u202e", "é",
-          "😀", "../../etc/passwd", "rtsp://", "http://[::1", "auto", "CPU", "FP16", "GPU.1",
-          "AUTO:GPU,CPU", "/dev/video0", "-1", "0", "1e999", "none", "None", "\n", "\u2028",
-          "x" * 300, "samples", "rtsp://user:pw@host/s", "ftp://host/x"]
+TRICKY = [
+    "",
+    " ",
+    "#",
+    "+",
+    "/",
+    "a/b",
+    "door#",
+    "+/+",
+    "nuc hall",
+    "\u0000",
+    "\u202e",
+    "é",
+    "😀",
+    "../../etc/passwd",
+    "rtsp://",
+    "http://[::1",
+    "auto",
+    "CPU",
+    "FP16",
+    "GPU.1",
+    "AUTO:GPU,CPU",
+    "/dev/video0",
+    "-1",
+    "0",
+    "1e999",
+    "none",
+    "None",
+    "\n",
+    "\u2028",
+    "x" * 300,
+    "samples",
+    "rtsp://user:pw@host/s",
+    "ftp://host/x",
+]
 scalars = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.integers(min_value=-3, max_value=70000),
@@ -135,8 +170,9 @@ scalars = st.one_of(
     st.dates(),
     st.times(),
 )
-values = st.one_of(scalars, st.lists(scalars, max_size=3),
-                   st.dictionaries(st.text(max_size=8), scalars, max_size=3))
+values = st.one_of(
+    scalars, st.lists(scalars, max_size=3), st.dictionaries(st.text(max_size=8), scalars, max_size=3)
+)
 
 
 def _get(doc: Any, path: tuple) -> Any:
@@ -169,10 +205,34 @@ def structured_case(draw) -> tuple[dict, list[str]]:
             where = _get(doc, draw(st.sampled_from(tables)))
             where[draw(st.text(min_size=1, max_size=12))] = draw(values)
         else:  # numbers next to and far outside the documented ranges
-            parent[key] = draw(st.one_of(
-                st.sampled_from([0, -1, 1, 120, 121, 65535, 65536, 2**31, 0.0, -0.0, 1.0, 0.999999,
-                                 1.000001, 3600, 3601, 86401, 10**7 + 1, 4097, 8193]),
-                st.floats(min_value=-1e6, max_value=1e6)))
+            parent[key] = draw(
+                st.one_of(
+                    st.sampled_from(
+                        [
+                            0,
+                            -1,
+                            1,
+                            120,
+                            121,
+                            65535,
+                            65536,
+                            2**31,
+                            0.0,
+                            -0.0,
+                            1.0,
+                            0.999999,
+                            1.000001,
+                            3600,
+                            3601,
+                            86401,
+                            10**7 + 1,
+                            4097,
+                            8193,
+                        ]
+                    ),
+                    st.floats(min_value=-1e6, max_value=1e6),
+                )
+            )
         done.append(f"{op} {'.'.join(map(str, path))}")
     return doc, done
 
@@ -192,7 +252,7 @@ def byte_case(draw) -> tuple[bytes, str]:
     else:
         lines = data.split(b"\n")
         i = draw(st.integers(0, len(lines) - 1))
-        lines[i:i + 1] = [] if op == "drop-line" else [lines[i], lines[i]]
+        lines[i : i + 1] = [] if op == "drop-line" else [lines[i], lines[i]]
         data = b"\n".join(lines)
     return data, op
 
@@ -269,10 +329,15 @@ def test_mangled_bytes_are_valid_or_one_line_exit_78(case_file, case):
 TOPIC_KEYS = [("cameras", 0, "name"), ("device_id",), ("mqtt", "prefix"), ("mqtt", "ha_prefix")]
 
 
-@settings(max_examples=150, deadline=None, database=None,
-          derandomize=not os.environ.get("EXPRESSIOND_FUZZ_RANDOM"))
-@given(where=st.sampled_from(TOPIC_KEYS), head=st.text(max_size=8), tail=st.text(max_size=8),
-       wildcard=st.sampled_from(["#", "+", "/"]))
+@settings(
+    max_examples=150, deadline=None, database=None, derandomize=not os.environ.get("EXPRESSIOND_FUZZ_RANDOM")
+)
+@given(
+    where=st.sampled_from(TOPIC_KEYS),
+    head=st.text(max_size=8),
+    tail=st.text(max_size=8),
+    wildcard=st.sampled_from(["#", "+", "/"]),
+)
 def test_mqtt_wildcards_in_topic_levels_are_rejected(case_file, where, head, tail, wildcard):
     if where[0] == "mqtt" and wildcard == "/":
         wildcard = "+"  # a prefix may have several levels; "/" alone is only an empty level
@@ -290,14 +355,21 @@ def test_zz_record_fuzz_counts():
     """Runs after the fuzz tests of this module (file order): at least 500 configs tried."""
     if COUNTS["cases"] == 0:
         pytest.skip("the fuzz tests did not run")
-    update_row("config-fuzz", {
-        "fault": "bad config (property-based fuzzing)",
-        "how": f"hypothesis: {COUNTS['cases']} mutations of config/expressiond.toml (wrong types, "
-               "unknown keys, out-of-range values, unicode, deleted keys, MQTT wildcards in "
-               "topic levels, garbage bytes, truncation) through check-config",
-        "result": f"{COUNTS['valid']} valid (exit 0), {COUNTS['rejected']} rejected with one line "
-                  "and exit 78; no traceback, no other exit code",
-        "events_produced": None, "events_received": None, "events_lost": None, "duplicates": None,
-        "details": dict(COUNTS), "test": "tests/faults/test_config_fuzz.py",
-    })
+    update_row(
+        "config-fuzz",
+        {
+            "fault": "bad config (property-based fuzzing)",
+            "how": f"hypothesis: {COUNTS['cases']} mutations of config/expressiond.toml (wrong types, "
+            "unknown keys, out-of-range values, unicode, deleted keys, MQTT wildcards in "
+            "topic levels, garbage bytes, truncation) through check-config",
+            "result": f"{COUNTS['valid']} valid (exit 0), {COUNTS['rejected']} rejected with one line "
+            "and exit 78; no traceback, no other exit code",
+            "events_produced": None,
+            "events_received": None,
+            "events_lost": None,
+            "duplicates": None,
+            "details": dict(COUNTS),
+            "test": "tests/faults/test_config_fuzz.py",
+        },
+    )
     assert COUNTS["cases"] >= 500, COUNTS

@@ -38,8 +38,13 @@ def fill(path: Path) -> int:
 def small_state_dir(need_root, tmp_path) -> Path:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(state)],
-                         capture_output=True, text=True, timeout=30, check=False)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     yield state
@@ -62,8 +67,9 @@ def test_disk_full_under_the_spool(small_state_dir, broker, watched, fault_row):
     made_while_full = len(d.produced()) - n_full
     filler.unlink()
     t_free = time.monotonic()
-    assert d.wait_log(r"spool .* is writable again", 20), \
+    assert d.wait_log(r"spool .* is writable again", 20), (
         "space returned but the spool did not store again:\n" + d.log()[-3000:]
+    )
     recovered_s = time.monotonic() - t_free
     m = re.search(r"\((\d+) events were kept only in memory meanwhile\)", d.log())
     unstored = int(m.group(1)) if m else -1
@@ -76,12 +82,18 @@ def test_disk_full_under_the_spool(small_state_dir, broker, watched, fault_row):
     t = settle_and_tally(d, col)
 
     fault_row.update(
-        key="disk-full", fault="disk full under the spool",
+        key="disk-full",
+        fault="disk full under the spool",
         how=f"state dir on an 8 MiB tmpfs, broker down, a filler file took the last "
-            f"{filled // 1024} KiB; removed after 4 s; then SIGTERM, restart, broker back",
+        f"{filled // 1024} KiB; removed after 4 s; then SIGTERM, restart, broker back",
         result=f"kept running; {unstored} events held in memory while full (counted), stored "
-               f"again {recovered_s:.1f} s after space returned; none lost across the restart",
-        **t.row(), details={"unstored": unstored, "events_made_while_full": made_while_full,
-                            "seconds_to_store_again": round(recovered_s, 1)})
+        f"again {recovered_s:.1f} s after space returned; none lost across the restart",
+        **t.row(),
+        details={
+            "unstored": unstored,
+            "events_made_while_full": made_while_full,
+            "seconds_to_store_again": round(recovered_s, 1),
+        },
+    )
     assert t.lost == 0 and t.in_order, t
     assert unstored >= 1 and made_while_full >= 1

@@ -45,13 +45,19 @@ def test_one_failing_request_is_skipped_and_counted(watched, fault_row):
     inf = stats.get("inference", {})
 
     fault_row.update(
-        key="inference-raises-once", fault="inference request raising (once)",
+        key="inference-raises-once",
+        fault="inference request raising (once)",
         how='EXPRESSIOND_FAULTS="infer-raise:frame=20;infer-raise:frame=60": the 20th and '
-            "60th frame submissions raise like a refused infer request",
+        "60th frame submissions raise like a refused infer request",
         result=f"recovered: 2 frames skipped, stats inference.errors = {inf.get('errors')}, "
-               f"{inf.get('frames')} frames done, events continued", **t.row(),
-        details={"errors": inf.get("errors"), "frames": inf.get("frames"),
-                 "events_before_fault_logged": n_fault})
+        f"{inf.get('frames')} frames done, events continued",
+        **t.row(),
+        details={
+            "errors": inf.get("errors"),
+            "frames": inf.get("frames"),
+            "events_before_fault_logged": n_fault,
+        },
+    )
     assert inf.get("errors") == 2, inf
     assert t.lost == 0 and t.in_order, t
     assert "Traceback" not in d.log()
@@ -68,12 +74,15 @@ def test_a_device_that_keeps_failing_exits_1_for_systemd(watched, fault_row):
     t = settle_and_tally(d, col, stop=False)
 
     fault_row.update(
-        key="inference-raises-always", fault="inference request raising (every frame)",
+        key="inference-raises-always",
+        fault="inference request raising (every frame)",
         how='EXPRESSIOND_FAULTS="infer-raise:from=40": every submission from the 40th raises, '
-            "a device that died",
+        "a device that died",
         result=f"exit 1 after {m.group(1)} failed frames in a row, {exit_s:.1f} s after ready "
-               "(systemd Restart=on-failure restarts it); events made before were flushed",
-        **t.row(), details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)})
+        "(systemd Restart=on-failure restarts it); events made before were flushed",
+        **t.row(),
+        details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)},
+    )
     assert t.lost == 0 and t.in_order, t
 
 
@@ -93,15 +102,18 @@ def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(watched, fault_row):
     assert rc == 1, log[-3000:]
     assert STOP_GUARD_S - 1 <= exit_s <= STOP_GUARD_S + 10, exit_s
     assert "stopping has taken over 15 s and is stuck" in log, log[-3000:]
-    stacks = log[log.index("is stuck"):]
+    stacks = log[log.index("is stuck") :]
     assert stacks.count("(most recent call first)") >= 3, stacks[-3000:]  # every thread
     assert re.search(r'File "[^"]*faults\.py", line \d+ in before_stop', stacks), stacks[-3000:]
     t = settle_and_tally(d, col, stop=False)
 
     fault_row.update(
-        key="stop-hangs", fault="shutdown stuck",
+        key="stop-hangs",
+        fault="shutdown stuck",
         how='EXPRESSIOND_FAULTS="stop-hang": stopping the frame path blocks for ever after SIGTERM',
         result=f"exit 1 {exit_s:.1f} s after SIGTERM (guard {STOP_GUARD_S:g} s, below "
-               "TimeoutStopSec=20), every thread's stack in the log",
-        **t.row(), details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)})
+        "TimeoutStopSec=20), every thread's stack in the log",
+        **t.row(),
+        details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)},
+    )
     assert t.lost == 0 and t.in_order, t

@@ -47,14 +47,17 @@ def test_signal_during_broker_outage_then_restart(sig, broker, watched, tmp_path
     name = "SIGTERM" if sig == signal.SIGTERM else "SIGKILL"
     lost_first = [e["id"] for e in first_run if e["id"] in set(t.lost_ids)]
     fault_row.update(
-        key=f"{name.lower()}-during-outage", fault=f"{name} during a broker outage",
+        key=f"{name.lower()}-during-outage",
+        fault=f"{name} during a broker outage",
         how=f"broker stopped; {name} to the daemon after {len(first_run)} events; daemon "
-            "restarted on the same spool while the broker was still down; broker back",
-        result=(f"exited {rc} in {stop_s:.1f} s; spooled events sent after the restart, in order"
-                + (f"; {len(lost_first)} in the documented kill window" if sig == signal.SIGKILL
-                   else "")),
-        **t.row(), details={"exit_code": rc, "seconds_to_exit": round(stop_s, 2),
-                            "events_first_run": len(first_run)})
+        "restarted on the same spool while the broker was still down; broker back",
+        result=(
+            f"exited {rc} in {stop_s:.1f} s; spooled events sent after the restart, in order"
+            + (f"; {len(lost_first)} in the documented kill window" if sig == signal.SIGKILL else "")
+        ),
+        **t.row(),
+        details={"exit_code": rc, "seconds_to_exit": round(stop_s, 2), "events_first_run": len(first_run)},
+    )
     assert t.in_order, t
     if sig == signal.SIGTERM:
         assert t.lost == 0, t
@@ -64,13 +67,18 @@ def test_signal_during_broker_outage_then_restart(sig, broker, watched, tmp_path
         assert not lost_first or lost_first == [first_run[-1]["id"]], t
 
 
-def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemon_factory,
-                                                      models_dir, ov_cache, demo_clip, tmp_path,
-                                                      fault_row):
+def test_sighup_with_broken_configs_keeps_the_old_one(
+    broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path, fault_row
+):
     col = subscriber(broker, "hup")
     subscribers.append(col)
-    good = daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip, broker=broker,
-                       spool=tmp_path / "state" / "spool.db")
+    good = daemon_toml(
+        models_dir=models_dir,
+        cache_dir=ov_cache,
+        source=demo_clip,
+        broker=broker,
+        spool=tmp_path / "state" / "spool.db",
+    )
     d = daemon_factory(good)
     d.start().wait_ready()
     assert d.wait_produced(5, 60)
@@ -78,8 +86,9 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
     bad_model.mkdir()
     (bad_model / "model.xml").write_text("<net name='broken'><layers><layer id=")
     (bad_model / "model.bin").write_bytes(b"\0" * 64)
-    shutil.copyfile(models_dir / "face-api" / "ssd_mobilenetv1" / "FP32" / "model.json",
-                    bad_model / "model.json")
+    shutil.copyfile(
+        models_dir / "face-api" / "ssd_mobilenetv1" / "FP32" / "model.json", bad_model / "model.json"
+    )
     broken = {
         "TOML syntax error": good.replace('name = "door"', 'name = "door\n[[cameras]'),
         "unknown key": good + "\nframerate = 30\n",
@@ -87,7 +96,7 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
         "wrong type": good.replace("num_requests = 2", 'num_requests = "two"'),
         "camera name with MQTT wildcard": good.replace('name = "door"', 'name = "door/#"'),
         "password in the file": good + '\npassword = "hunter2"\n',
-        "not UTF-8": b"device_id = \"\xff\xfe\"\n\x00\x80garbage",
+        "not UTF-8": b'device_id = "\xff\xfe"\n\x00\x80garbage',
         "file removed": None,
         "missing model file": good + '\n[detector]\nmodel = "/nonexistent/model.xml"\n',
         "corrupt model IR": good + f'\n[detector]\nmodel = "{bad_model / "model.xml"}"\n',
@@ -105,8 +114,9 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
             d.config.write_text(text)
         d.send(signal.SIGHUP)
         failures += 1
-        assert d.wait_log(r"reload failed, still running the previous config", 60,
-                          count=failures), f"{what}:\n{d.log()[-3000:]}"
+        assert d.wait_log(r"reload failed, still running the previous config", 60, count=failures), (
+            f"{what}:\n{d.log()[-3000:]}"
+        )
         assert d.alive, f"{what}: the daemon died:\n{d.log()[-3000:]}"
         assert d.wait_more(2, 60) >= 2, f"{what}: no events after the failed reload"
     assert "configuration reloaded" not in d.log()
@@ -115,46 +125,64 @@ def test_sighup_with_broken_configs_keeps_the_old_one(broker, subscribers, daemo
     d.send(signal.SIGHUP)
     assert d.wait_log(r"configuration reloaded from", 60), d.log()[-3000:]
     assert d.wait_more(3, 60) >= 3
-    reasons = [line.split("previous config: ", 1)[1].replace(str(tmp_path), "<tmp>")
-               for line in d.log().splitlines()
-               if "reload failed, still running the previous config" in line]
+    reasons = [
+        line.split("previous config: ", 1)[1].replace(str(tmp_path), "<tmp>")
+        for line in d.log().splitlines()
+        if "reload failed, still running the previous config" in line
+    ]
     assert len(reasons) == failures, reasons
     missing = [r for r in reasons if "cameras[0].source: video file or image folder" in r]
     assert len(missing) == 2, reasons
     for reason, target in zip(missing, ("gone.avi", "no-such-folder"), strict=True):
         assert reason.startswith("<tmp>/daemon/expressiond.toml:"), reason
-        assert reason.endswith(f"<tmp>/{target} does not exist; fix the path (relative paths "
-                               "start at the working directory)"), reason
+        assert reason.endswith(
+            f"<tmp>/{target} does not exist; fix the path (relative paths start at the working directory)"
+        ), reason
     t = settle_and_tally(d, col)
 
     fault_row.update(
-        key="sighup-broken-config", fault="SIGHUP with a broken config",
-        how=f"{len(broken)} broken configs, each followed by SIGHUP: " + ", ".join(broken)
-            + "; then a good one",
+        key="sighup-broken-config",
+        fault="SIGHUP with a broken config",
+        how=f"{len(broken)} broken configs, each followed by SIGHUP: "
+        + ", ".join(broken)
+        + "; then a good one",
         result=f"all {failures} refused with one line each, old config kept running; the good "
-               "one was applied", **t.row(), details={"reasons": reasons})
+        "one was applied",
+        **t.row(),
+        details={"reasons": reasons},
+    )
     assert t.lost == 0 and t.in_order, t
     assert len(reasons) == failures
     assert all("\n" not in r and "Traceback" not in r for r in reasons)
     assert "Traceback" not in d.log(), d.log()[-4000:]
 
 
-def test_sighup_camera_change_resends_discovery(broker, subscribers, daemon_factory, models_dir,
-                                                ov_cache, demo_clip, tmp_path):
+def test_sighup_camera_change_resends_discovery(
+    broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path
+):
     """A reload that renames the camera (door -> hall) re-sends Home Assistant discovery: the
     retained device config then has hall's entities, and door's reduced to ``platform`` so
     Home Assistant deletes them (the device and its other entities stay)."""
     cfg_topic = f"homeassistant/device/{DEVICE_ID}/config"
     col = Collector(broker, [cfg_topic]).start()
     subscribers.append(col)
-    good = daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip, broker=broker,
-                       spool=tmp_path / "state" / "spool.db", ha_discovery=True)
+    good = daemon_toml(
+        models_dir=models_dir,
+        cache_dir=ov_cache,
+        source=demo_clip,
+        broker=broker,
+        spool=tmp_path / "state" / "spool.db",
+        ha_discovery=True,
+    )
     d = daemon_factory(good)
     d.start().wait_ready()
     assert col.wait_for(lambda ms: len(ms) >= 1, 30), d.log()[-3000:]
     comps = json.loads(col.messages[0].payload)["components"]
-    assert sorted(comps) == [f"{DEVICE_ID}_door_expression", f"{DEVICE_ID}_door_expression_event",
-                             f"{DEVICE_ID}_door_fps"]
+    assert sorted(comps) == [
+        f"{DEVICE_ID}_door_expression",
+        f"{DEVICE_ID}_door_expression_event",
+        f"{DEVICE_ID}_door_fps",
+    ]
 
     d.config.write_text(good.replace('name = "door"', 'name = "hall"'))
     d.send(signal.SIGHUP)

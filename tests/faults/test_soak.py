@@ -36,13 +36,20 @@ def halves(t: list[float], *series: list[float]) -> list[tuple[float, float]]:
     return [(s[i] - s[0], s[-1] - s[i]) for s in (t, *series)]
 
 
-def test_soak(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path,
-              fault_row):
+def test_soak(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip, tmp_path, fault_row):
     col = subscriber(broker, "soak")
     subscribers.append(col)
-    d = daemon_factory(daemon_toml(models_dir=models_dir, cache_dir=ov_cache, source=demo_clip,
-                                   fps=30, broker=broker, spool=tmp_path / "state" / "spool.db",
-                                   stats_interval=5))
+    d = daemon_factory(
+        daemon_toml(
+            models_dir=models_dir,
+            cache_dir=ov_cache,
+            source=demo_clip,
+            fps=30,
+            broker=broker,
+            spool=tmp_path / "state" / "spool.db",
+            stats_interval=5,
+        )
+    )
     d.start().wait_ready()
     t0 = time.monotonic()
     samples: list[dict] = []
@@ -77,22 +84,32 @@ def test_soak(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_cl
     per_frame = (ev1 / fr1, ev2 / fr2)
     measured = SOAK_S - WARMUP_S
     fault_row.update(
-        key="soak" if SOAK_S <= 120 else "soak-long", fault=f"soak ({SOAK_S:.0f} s)",
+        key="soak" if SOAK_S <= 120 else "soak-long",
+        fault=f"soak ({SOAK_S:.0f} s)",
         how=f"looped clip at 30 fps, broker up, /proc sampled every {SAMPLE_S:.0f} s; "
-            f"{WARMUP_S:.0f} s warm-up, {measured:.0f} s measured",
+        f"{WARMUP_S:.0f} s warm-up, {measured:.0f} s measured",
         result=f"RSS {growth:+.1%} (peak {peak:+.1%}, limit +5 %), fds {fds[0]}-{fds[-1]}, "
-               f"threads {threads[0]}-{threads[-1]}; inference {fps[0]:.1f} -> {fps[1]:.1f} fps "
-               f"({per_cpu[0]:.1f} -> {per_cpu[1]:.1f} frames per CPU s), events "
-               f"{ev1 / dt1:.2f} -> {ev2 / dt2:.2f}/s", **t.row(),
-        details={"rss_mib_after_warmup": round(rss0 / 1024, 1),
-                 "rss_mib_end": round(rss1 / 1024, 1), "rss_growth": round(growth, 4),
-                 "rss_peak_growth": round(peak, 4), "fds": fds, "threads": threads,
-                 "inference_fps": [round(x, 2) for x in fps],
-                 "frames_per_cpu_s": [round(x, 2) for x in per_cpu],
-                 "events_per_s": [round(ev1 / dt1, 3), round(ev2 / dt2, 3)],
-                 "events_per_frame": [round(x, 3) for x in per_frame],
-                 "samples": [{k: s[k] for k in ("t", "rss_kb", "fds", "threads", "events", "cpu_s")}
-                             for s in samples[:: max(1, len(samples) // 60)]]})
+        f"threads {threads[0]}-{threads[-1]}; inference {fps[0]:.1f} -> {fps[1]:.1f} fps "
+        f"({per_cpu[0]:.1f} -> {per_cpu[1]:.1f} frames per CPU s), events "
+        f"{ev1 / dt1:.2f} -> {ev2 / dt2:.2f}/s",
+        **t.row(),
+        details={
+            "rss_mib_after_warmup": round(rss0 / 1024, 1),
+            "rss_mib_end": round(rss1 / 1024, 1),
+            "rss_growth": round(growth, 4),
+            "rss_peak_growth": round(peak, 4),
+            "fds": fds,
+            "threads": threads,
+            "inference_fps": [round(x, 2) for x in fps],
+            "frames_per_cpu_s": [round(x, 2) for x in per_cpu],
+            "events_per_s": [round(ev1 / dt1, 3), round(ev2 / dt2, 3)],
+            "events_per_frame": [round(x, 3) for x in per_frame],
+            "samples": [
+                {k: s[k] for k in ("t", "rss_kb", "fds", "threads", "events", "cpu_s")}
+                for s in samples[:: max(1, len(samples) // 60)]
+            ],
+        },
+    )
     assert growth < RSS_GROWTH_MAX, f"RSS grew {growth:.1%} after warm-up"
     assert fds[-1] - fds[0] <= 1, f"open fds not flat: {fds}"
     assert threads[-1] == threads[0], f"threads not flat: {threads}"

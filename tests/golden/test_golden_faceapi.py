@@ -34,7 +34,8 @@ def images(models_dir):
     for ref in IMAGES:
         path = models_dir / "samples" / ref["name"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == ref["jpeg_sha256"], (
-            f"{path} is not the photo the reference was recorded on")
+            f"{path} is not the photo the reference was recorded on"
+        )
         out[ref["name"]] = cv2.imread(str(path))
     return out
 
@@ -60,7 +61,7 @@ def test_faces_boxes_and_expressions(analyzer, images, ref):
         np.testing.assert_allclose(rel, want["relative_box"], atol=1e-3 if fp32 else 2e-2)
         assert abs(score - want["score"]) < (1e-4 if fp32 else 5e-2)
         x, y, w, h = crop_box(box, image.shape[1], image.shape[0])
-        scores = analyzer.classify(np.ascontiguousarray(image[y:y + h, x:x + w]))
+        scores = analyzer.classify(np.ascontiguousarray(image[y : y + h, x : x + w]))
         if fp32:
             assert [x, y, w, h] == want["crop_box"]
             np.testing.assert_allclose(_vec(scores), _vec(want["expressions"]), atol=1e-4)
@@ -74,7 +75,7 @@ def test_classifier_alone_whole_image_and_fixed_crop(analyzer, images, ref):
     cases = [(image, ref["whole_image_expressions"])]
     for crop in ref["fixed_crops"]:
         x, y, w, h = crop["box"]
-        cases.append((image[y:y + h, x:x + w], crop["expressions"]))
+        cases.append((image[y : y + h, x : x + w], crop["expressions"]))
     for pixels, want in cases:
         got = analyzer.classify(np.ascontiguousarray(pixels))
         if analyzer.settings.precision == "FP32":

@@ -186,7 +186,6 @@ def test_turning_discovery_off_in_the_config_removes_the_device(
     assert late.messages == [], "the retained discovery config must be gone"
 
 
-
 def test_camera_change_resends_discovery_and_deletes_cameras_gone(
     broker, collector_factory, mqtt_cfg, publisher_factory
 ):
@@ -237,6 +236,7 @@ def test_camera_change_with_discovery_off_sends_no_config(
     assert stats.wait_for(lambda ms: len(ms) >= 1, 10)
     time.sleep(0.5)
     assert [m.payload for m in col.messages] == [b""], "ha_discovery = false: no config sent"
+
 
 def test_broker_outage_in_process_keeps_order(broker, collector_factory, mqtt_cfg, publisher_factory):
     col = collector_factory(broker, [EVENTS], client_id="outage-col", persistent=True)

@@ -26,25 +26,34 @@ RNG = np.random.default_rng(7)
 
 def identity(shape, etype=None):
     p = opset.parameter(shape, etype or ov.Type.f32, name="x")
-    out = opset.multiply(p, opset.constant(np.array(1, dtype=np.float32 if etype is None
-                                                    else np.uint8)))
+    out = opset.multiply(p, opset.constant(np.array(1, dtype=np.float32 if etype is None else np.uint8)))
     return ov.Model([out.output(0)], [p], "identity")
 
 
 def classifier(shape, n: int, head: str = "softmax"):
     p = opset.parameter(shape, ov.Type.f32, name="x")
     flat = opset.reshape(p, opset.constant(np.array([1, -1], np.int64)), False)
-    logits = opset.matmul(flat, opset.constant(np.ones((int(np.prod(shape)), n), np.float32)),
-                          False, False)
-    out = {"softmax": lambda x: opset.softmax(x, 1), "sigmoid": opset.sigmoid,
-           "log": lambda x: opset.log_softmax(x, 1), "none": lambda x: x}[head](logits)
+    logits = opset.matmul(flat, opset.constant(np.ones((int(np.prod(shape)), n), np.float32)), False, False)
+    out = {
+        "softmax": lambda x: opset.softmax(x, 1),
+        "sigmoid": opset.sigmoid,
+        "log": lambda x: opset.log_softmax(x, 1),
+        "none": lambda x: x,
+    }[head](logits)
     return ov.Model([out.output(0)], [p], "cls")
 
 
 def meta(kind="classifier", output_kind="softmax", labels=7, **inp):
-    return parse_meta({"kind": kind, "output_kind": output_kind,
-                       "labels": ["face"] if kind == "detector" else [f"c{i}" for i in range(labels)],
-                       "input": inp}, "test.json", kind)
+    return parse_meta(
+        {
+            "kind": kind,
+            "output_kind": output_kind,
+            "labels": ["face"] if kind == "detector" else [f"c{i}" for i in range(labels)],
+            "input": inp,
+        },
+        "test.json",
+        kind,
+    )
 
 
 def run(model, image: np.ndarray) -> np.ndarray:
@@ -75,8 +84,7 @@ def test_nhwc_rgb_reverses_channels():
 
 
 def test_mean_and_scale_per_channel_in_model_colour_order():
-    out = run(front_end([1, 3, 4, 4], layout="NCHW", color="RGB", mean=[10, 20, 30],
-                        scale=[2, 4, 8]), IMG)
+    out = run(front_end([1, 3, 4, 4], layout="NCHW", color="RGB", mean=[10, 20, 30], scale=[2, 4, 8]), IMG)
     rgb = IMG[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)
     want = (rgb - np.array([10, 20, 30]).reshape(3, 1, 1)) / np.array([2, 4, 8]).reshape(3, 1, 1)
     np.testing.assert_allclose(out[0], want, rtol=1e-6)
@@ -118,27 +126,37 @@ def test_layout_is_read_from_an_unambiguous_shape():
 
 def test_embedded_u8_model_is_used_unchanged():
     model = identity([1, -1, -1, 3], ov.Type.u8)
-    adapter = make_adapter(model, meta(labels=48, element_type="u8", layout="NHWC",
-                                       color="BGR", shape=[1, -1, -1, 3]), "m")
+    adapter = make_adapter(
+        model, meta(labels=48, element_type="u8", layout="NHWC", color="BGR", shape=[1, -1, -1, 3]), "m"
+    )
     assert adapter.meta.input.embedded and adapter.model is model
     np.testing.assert_array_equal(run(adapter.model, IMG)[0], IMG)
 
 
-@pytest.mark.parametrize(("model", "inp", "match"), [
-    (lambda: identity([1, 3, 64]), {}, "rank 3"),
-    (lambda: identity([1, 3, 4, 4]), {"layout": "NHWC"}, "has 4 there"),
-    (lambda: identity([1, 3, 4, 4]), {"layout": "NCHW", "color": "GRAY"}, "has 3 there"),
-    (lambda: identity([1, 3, 4, 4]), {"size": [8, 8]}, "input.size 8x8 .* model input is 4x4"),
-    (lambda: identity([1, 3, 4, 4]), {"element_type": "u8"}, "element_type u8 .* is f32"),
-    (lambda: identity([1, 3, 3, 3]), {}, "cannot tell the layout"),
-    (lambda: identity([2, 3, 4, 4]), {}, "batch 2"),
-    (lambda: identity([1, 3, 4, 4]), {"element_type": "u8", "layout": "NHWC", "color": "BGR",
-                                      "shape": [1, -1, -1, 3]}, "element_type u8"),
-])
+@pytest.mark.parametrize(
+    ("model", "inp", "match"),
+    [
+        (lambda: identity([1, 3, 64]), {}, "rank 3"),
+        (lambda: identity([1, 3, 4, 4]), {"layout": "NHWC"}, "has 4 there"),
+        (lambda: identity([1, 3, 4, 4]), {"layout": "NCHW", "color": "GRAY"}, "has 3 there"),
+        (lambda: identity([1, 3, 4, 4]), {"size": [8, 8]}, "input.size 8x8 .* model input is 4x4"),
+        (lambda: identity([1, 3, 4, 4]), {"element_type": "u8"}, "element_type u8 .* is f32"),
+        (lambda: identity([1, 3, 3, 3]), {}, "cannot tell the layout"),
+        (lambda: identity([2, 3, 4, 4]), {}, "batch 2"),
+        (
+            lambda: identity([1, 3, 4, 4]),
+            {"element_type": "u8", "layout": "NHWC", "color": "BGR", "shape": [1, -1, -1, 3]},
+            "element_type u8",
+        ),
+    ],
+)
 def test_metadata_that_contradicts_the_input_is_refused(model, inp, match):
     m = model()
-    n = int(np.prod([d if d > 0 else 1 for d in m.inputs[0].get_partial_shape().to_shape()])) \
-        if m.inputs[0].get_partial_shape().is_static else 1
+    n = (
+        int(np.prod([d if d > 0 else 1 for d in m.inputs[0].get_partial_shape().to_shape()]))
+        if m.inputs[0].get_partial_shape().is_static
+        else 1
+    )
     with pytest.raises(ModelError, match=match):
         make_adapter(m, meta(labels=n, **inp), "bad.xml")
 
@@ -146,8 +164,7 @@ def test_metadata_that_contradicts_the_input_is_refused(model, inp, match):
 def test_label_count_must_match_the_output():
     with pytest.raises(ModelError, match="lists 7 labels but .* gives 5 values"):
         make_adapter(classifier([1, 3, 4, 4], 5), meta(labels=7), "m.xml")
-    assert isinstance(make_adapter(classifier([1, 3, 4, 4], 5), meta(labels=5), "m.xml"),
-                      ClassifierAdapter)
+    assert isinstance(make_adapter(classifier([1, 3, 4, 4], 5), meta(labels=5), "m.xml"), ClassifierAdapter)
 
 
 def test_head_kind_must_match_the_last_layer():
@@ -155,15 +172,15 @@ def test_head_kind_must_match_the_last_layer():
         make_adapter(classifier([1, 3, 4, 4], 5, "sigmoid"), meta(labels=5), "m.xml")
     with pytest.raises(ModelError, match="LogSoftmax"):
         make_adapter(classifier([1, 3, 4, 4], 5, "log"), meta(labels=5), "m.xml")
-    sig = make_adapter(classifier([1, 3, 4, 4], 5, "sigmoid"),
-                       meta(output_kind="sigmoid", labels=5), "m.xml")
+    sig = make_adapter(classifier([1, 3, 4, 4], 5, "sigmoid"), meta(output_kind="sigmoid", labels=5), "m.xml")
     raw = make_adapter(classifier([1, 3, 4, 4], 5, "none"), meta(labels=5), "m.xml")
     assert sig.meta.output_kind == "sigmoid" and raw.meta.output_kind == "softmax"
 
 
 def test_sigmoid_scores_are_reported_as_given():
-    adapter = make_adapter(classifier([1, 3, 4, 4], 3, "sigmoid"),
-                           meta(output_kind="sigmoid", labels=3), "m.xml")
+    adapter = make_adapter(
+        classifier([1, 3, 4, 4], 3, "sigmoid"), meta(output_kind="sigmoid", labels=3), "m.xml"
+    )
     scores = adapter.scores((np.array([[0.9, 0.8, 0.1]], np.float32),))
     assert list(scores) == ["c0", "c1", "c2"]
     assert scores["c0"] == pytest.approx(0.9) and sum(scores.values()) == pytest.approx(1.8)
@@ -179,15 +196,18 @@ def test_detector_output_kind_must_fit_the_output():
 
 
 def test_detection_out_decoding():
-    rows = np.array([
-        [0, 1, 0.95, 0.10, 0.20, 0.30, 0.60],
-        [0, 1, 0.90, 0.11, 0.21, 0.31, 0.61],  # overlaps the first: NMS drops it
-        [0, 1, 0.70, -0.1, 0.50, 0.20, 1.20],  # clipped to the image
-        [0, 2, 0.99, 0.50, 0.50, 0.60, 0.60],  # another class
-        [0, 1, 0.40, 0.70, 0.10, 0.80, 0.20],  # below the threshold
-        [-1, 0, 0.00, 0.00, 0.00, 0.00, 0.00],  # end of the list
-        [0, 1, 0.99, 0.80, 0.80, 0.90, 0.90],  # after the end: ignored
-    ], np.float32).reshape(1, 1, -1, 7)
+    rows = np.array(
+        [
+            [0, 1, 0.95, 0.10, 0.20, 0.30, 0.60],
+            [0, 1, 0.90, 0.11, 0.21, 0.31, 0.61],  # overlaps the first: NMS drops it
+            [0, 1, 0.70, -0.1, 0.50, 0.20, 1.20],  # clipped to the image
+            [0, 2, 0.99, 0.50, 0.50, 0.60, 0.60],  # another class
+            [0, 1, 0.40, 0.70, 0.10, 0.80, 0.20],  # below the threshold
+            [-1, 0, 0.00, 0.00, 0.00, 0.00, 0.00],  # end of the list
+            [0, 1, 0.99, 0.80, 0.80, 0.90, 0.90],  # after the end: ignored
+        ],
+        np.float32,
+    ).reshape(1, 1, -1, 7)
     faces = decode_detection_out(rows, 200, 100, 0.5, 0.5, 10, class_id=1)
     assert [round(s, 2) for s, _, _ in faces] == [0.95, 0.70]
     score, rel, px = faces[1]
@@ -202,8 +222,11 @@ def test_crop_policy_square_and_enlarge():
     assert grow_box((10, 20, 40, 80), True, 1.0) == (-10, 20, 80, 80)
     x, y, w, h = grow_box((10, 20, 40, 80), True, 1.5)
     assert (x + w / 2, y + h / 2, w, h) == (30, 60, 120, 120)
-    adapter = make_adapter(classifier([1, 3, 4, 4], 2), meta(
-        labels=2, layout="NCHW", crop={"square": True, "enlarge": 1.2}), "m.xml")
+    adapter = make_adapter(
+        classifier([1, 3, 4, 4], 2),
+        meta(labels=2, layout="NCHW", crop={"square": True, "enlarge": 1.2}),
+        "m.xml",
+    )
     crop = adapter.crop(np.zeros((100, 100, 3), np.uint8), (40, 40, 10, 20))
     assert crop.shape == (24, 24, 3)
 
@@ -218,21 +241,39 @@ def test_static_input_fits_any_image():
     assert isinstance(cls, ClassifierAdapter) and not isinstance(cls, DetectorAdapter)
 
 
-@pytest.mark.parametrize(("raw", "match"), [
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a", "a"]}, "unique"),
-    ({"kind": "classifier", "output_kind": "logits", "labels": ["a"]}, "not supported"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"],
-      "input": {"layout": "CHW"}}, "input.layout"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"],
-      "input": {"size": 64}}, "input.size"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"],
-      "input": {"mean": [1, 2]}}, "input.mean"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"],
-      "input": {"scale": 0}}, "must not be 0"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"],
-      "input": {"crop": {"enlarge": 9}}}, "enlarge"),
-    ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "schema": 2}, "schema"),
-])
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"kind": "classifier", "output_kind": "softmax", "labels": ["a", "a"]}, "unique"),
+        ({"kind": "classifier", "output_kind": "logits", "labels": ["a"]}, "not supported"),
+        (
+            {"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "input": {"layout": "CHW"}},
+            "input.layout",
+        ),
+        (
+            {"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "input": {"size": 64}},
+            "input.size",
+        ),
+        (
+            {"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "input": {"mean": [1, 2]}},
+            "input.mean",
+        ),
+        (
+            {"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "input": {"scale": 0}},
+            "must not be 0",
+        ),
+        (
+            {
+                "kind": "classifier",
+                "output_kind": "softmax",
+                "labels": ["a"],
+                "input": {"crop": {"enlarge": 9}},
+            },
+            "enlarge",
+        ),
+        ({"kind": "classifier", "output_kind": "softmax", "labels": ["a"], "schema": 2}, "schema"),
+    ],
+)
 def test_bad_metadata_values(raw, match):
     with pytest.raises(ModelError, match=match):
         parse_meta(raw, "m.json", "classifier")

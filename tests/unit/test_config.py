@@ -350,8 +350,11 @@ def test_int8_precision_is_accepted_globally_and_per_model(tmp_path):
     _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "INT8")
     face_api = f'[detector]\nmodel = "{paths.BUILTIN_DETECTOR}"\n'
     check_model_files(_with_models_dir(tmp_path, face_api + '[classifier]\nprecision = "INT8"\n'))
-    with pytest.raises(ModelError, match=r"detector\.model: face-api/ssd_mobilenetv1 INT8 is not "
-                                         r"built: .*INT8; run: expressiond models build"):
+    with pytest.raises(
+        ModelError,
+        match=r"detector\.model: face-api/ssd_mobilenetv1 INT8 is not "
+        r"built: .*INT8; run: expressiond models build",
+    ):
         check_model_files(_with_models_dir(tmp_path, '[inference]\nprecision = "INT8"\n' + face_api))
 
 

@@ -41,8 +41,13 @@ def test_run_exits_78_before_touching_anything(tmp_path, case_id):
     text = next(c[1] for c in CASES if c[0] == case_id)
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "expressiond.cli", "run", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "expressiond.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == EXIT_CONFIG
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"expressiond: error: {path}:")

@@ -23,7 +23,7 @@ def test_nms_keeps_best_and_drops_overlaps_above_threshold():
 def test_boxes_are_rescaled_by_rounded_resized_dims():
     # 1920x1280 -> resized 512x341 (rounded): pad_y = 512 / 341, not 1.5
     boxes = np.array([[0.5, 0.25, 0.6, 0.5]], np.float32)
-    (score, rel, px), = decode_detections(boxes, np.array([0.9], np.float32), 1920, 1280)
+    ((score, rel, px),) = decode_detections(boxes, np.array([0.9], np.float32), 1920, 1280)
     assert score == np.float32(0.9)
     assert abs(rel[1] - 0.5 * 512 / 341) < 1e-9
     assert abs(rel[0] - 0.25) < 1e-9

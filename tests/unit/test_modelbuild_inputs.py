@@ -75,11 +75,19 @@ def _manifest(tmp_path: Path, data: bytes, weights: list[dict]) -> Path:
 def test_quantised_weights_are_dequantised_like_tfjs(tmp_path):
     q = np.array([0, 1, 255, 128], dtype=np.uint8)
     f = np.array([1.5, -2.25], dtype=np.float32)
-    d = _manifest(tmp_path, q.tobytes() + f.tobytes(), [
-        {"name": "a", "shape": [2, 2], "dtype": "float32",
-         "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}},
-        {"name": "b", "shape": [2], "dtype": "float32"},
-    ])
+    d = _manifest(
+        tmp_path,
+        q.tobytes() + f.tobytes(),
+        [
+            {
+                "name": "a",
+                "shape": [2, 2],
+                "dtype": "float32",
+                "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0},
+            },
+            {"name": "b", "shape": [2], "dtype": "float32"},
+        ],
+    )
     w = load_weights(d, "m.json")
     np.testing.assert_array_equal(w["a"], np.array([[-1.0, -0.5], [126.5, 63.0]], np.float32))
     np.testing.assert_array_equal(w["b"], f)

@@ -174,7 +174,6 @@ def test_discovery_payload_shape():
     assert comps["nuc-hall_yard_expression"]["state_topic"] == t.state("yard")
 
 
-
 def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
     """Device-based discovery deletes one component when its config is only ``platform``;
     an empty payload would delete the whole device, the cameras that stay included."""
@@ -190,6 +189,7 @@ def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
         assert comps[key] == full[key]
     assert comps["nuc-hall_hall_expression_event"]["state_topic"] == t.event("hall")
     assert comps["nuc-hall_hall_expression"]["unique_id"] == "expressiond_nuc-hall_hall_expression"
+
 
 @pytest.mark.parametrize(
     "payload,online",

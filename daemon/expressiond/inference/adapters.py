@@ -29,10 +29,17 @@ from .ovcompat import error_reason, port_name
 from .preprocess import InputFacts, add_frame_input, check_input, make_static
 
 # ops that do not change what a head means, skipped when looking for the Softmax/Sigmoid
-_PASSTHROUGH = {"Convert", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity",
-                "FakeQuantize", "Result"}
-_HEAD_OPS = {"Softmax": "softmax", "SoftMax": "softmax", "LogSoftmax": "log-softmax",
-             "Sigmoid": "sigmoid"}
+_PASSTHROUGH = {
+    "Convert",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Identity",
+    "FakeQuantize",
+    "Result",
+}
+_HEAD_OPS = {"Softmax": "softmax", "SoftMax": "softmax", "LogSoftmax": "log-softmax", "Sigmoid": "sigmoid"}
 STATIC_FALLBACK = (320, 320)  # static size for a dynamic model that states none (NPU, MYRIAD)
 
 
@@ -47,15 +54,19 @@ def _find_output(model, name: str | None, where: str, what: str) -> int:
     if name is None:
         if len(model.outputs) != 1:
             names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
-            raise ModelError(f"{where}: the model has {len(model.outputs)} outputs ({names}); "
-                             f"name the {what} in the metadata key \"output\"")
+            raise ModelError(
+                f"{where}: the model has {len(model.outputs)} outputs ({names}); "
+                f'name the {what} in the metadata key "output"'
+            )
         return 0
     for i, port in enumerate(model.outputs):
         if name in port.get_names():
             return i
     names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
-    raise ModelError(f"{where}: metadata names output {name!r} but the model's outputs are "
-                     f"{names}; fix \"output\" in the metadata")
+    raise ModelError(
+        f"{where}: metadata names output {name!r} but the model's outputs are "
+        f'{names}; fix "output" in the metadata'
+    )
 
 
 def head_op(model, index: int) -> str | None:
@@ -124,8 +135,10 @@ class DetectorAdapter(_Adapter):
             idx = [_find_output(model, name, where, name) for name in ("boxes", "scores")]
             boxes, scores = (_dims(model.outputs[i]) for i in idx)
             if len(boxes) != 3 or boxes[-1] != 4 or len(scores) != 2:
-                raise ModelError(f"{where}: output_kind faceapi_ssd needs boxes [1, N, 4] and "
-                                 f"scores [1, N]; the model has {boxes} and {scores}")
+                raise ModelError(
+                    f"{where}: output_kind faceapi_ssd needs boxes [1, N, 4] and "
+                    f"scores [1, N]; the model has {boxes} and {scores}"
+                )
             self.output_indices = tuple(idx)
             self.input_size = int(pp.get("input_size", 512))
             self.pad = "bottom-right" if meta.input.embedded else "none"
@@ -136,7 +149,8 @@ class DetectorAdapter(_Adapter):
                 name = port_name(model.outputs[i], f"output {i}")
                 raise ModelError(
                     f"{where}: output_kind ssd_detection_out needs a [1, 1, N, 7] output but "
-                    f"{name} is {dims or 'of dynamic rank'}; fix output_kind in the metadata")
+                    f"{name} is {dims or 'of dynamic rank'}; fix output_kind in the metadata"
+                )
             self.output_indices = (i,)
             self.class_id = pp.get("class_id")
         self.score_threshold = float(pp.get("score_threshold", 0.5))
@@ -146,21 +160,35 @@ class DetectorAdapter(_Adapter):
     def raw(self, outputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         return tuple(o[0] for o in outputs)
 
-    def detect(self, outputs: tuple[np.ndarray, ...], width: int, height: int,
-               score_threshold: float | None = None, nms_iou: float | None = None,
-               max_results: int | None = None) -> list[tuple[float, tuple, tuple]]:
+    def detect(
+        self,
+        outputs: tuple[np.ndarray, ...],
+        width: int,
+        height: int,
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        max_results: int | None = None,
+    ) -> list[tuple[float, tuple, tuple]]:
         """-> [(score, relative box (x, y, w, h) in 0..1, box in pixels of the image)]."""
         thr = self.score_threshold if score_threshold is None else score_threshold
         iou = self.nms_iou if nms_iou is None else nms_iou
         top = self.max_results if max_results is None else max_results
         if self.meta.output_kind == "faceapi_ssd":
-            return faceapi.decode_detections(outputs[0][0], outputs[1][0], width, height,
-                                             self.input_size, thr, iou, top)
+            return faceapi.decode_detections(
+                outputs[0][0], outputs[1][0], width, height, self.input_size, thr, iou, top
+            )
         return decode_detection_out(outputs[0], width, height, thr, iou, top, self.class_id)
 
 
-def decode_detection_out(out: np.ndarray, width: int, height: int, score_threshold: float,
-                         nms_iou: float, max_results: int, class_id=None):
+def decode_detection_out(
+    out: np.ndarray,
+    width: int,
+    height: int,
+    score_threshold: float,
+    nms_iou: float,
+    max_results: int,
+    class_id=None,
+):
     """[1, 1, N, 7] DetectionOutput rows -> faces, best first, after a greedy NMS."""
     rows = np.asarray(out, dtype=np.float32).reshape(-1, 7)
     end = np.nonzero(rows[:, 0] < 0)[0]  # image_id -1 ends the list
@@ -176,8 +204,9 @@ def decode_detection_out(out: np.ndarray, width: int, height: int, score_thresho
     for i in order:
         x0, y0, x1, y1 = (float(v) for v in box[i])
         rel = (x0, y0, x1 - x0, y1 - y0)
-        faces.append((float(rows[i, 2]), rel,
-                      (rel[0] * width, rel[1] * height, rel[2] * width, rel[3] * height)))
+        faces.append(
+            (float(rows[i, 2]), rel, (rel[0] * width, rel[1] * height, rel[2] * width, rel[3] * height))
+        )
     return faces
 
 
@@ -196,16 +225,21 @@ class ClassifierAdapter(_Adapter):
                 raise ModelError(
                     f"{where}: metadata lists {len(meta.labels)} labels but the model's output "
                     f"{name} {dims} gives {values} values; the labels must name every output "
-                    "value, in order")
+                    "value, in order"
+                )
         head = head_op(model, i)
         found = _HEAD_OPS.get(head or "")
         if found == "log-softmax":
-            raise ModelError(f"{where}: the output comes from a LogSoftmax layer "
-                             "(log-probabilities); expressiond needs softmax or sigmoid scores")
+            raise ModelError(
+                f"{where}: the output comes from a LogSoftmax layer "
+                "(log-probabilities); expressiond needs softmax or sigmoid scores"
+            )
         if found is not None and found != meta.output_kind:
-            raise ModelError(f"{where}: metadata says output_kind {meta.output_kind} but the "
-                             f"model's output comes from a {head} layer; set output_kind to "
-                             f"{found!r}")
+            raise ModelError(
+                f"{where}: metadata says output_kind {meta.output_kind} but the "
+                f"model's output comes from a {head} layer; set output_kind to "
+                f"{found!r}"
+            )
         self.output_indices = (i,)
         self.pad = "centre" if meta.input.embedded else "none"
         self.crop_square = meta.input.crop_square
@@ -226,8 +260,10 @@ class ClassifierAdapter(_Adapter):
     def scores(self, outputs: tuple[np.ndarray, ...]) -> dict[str, float]:
         values = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
         if values.size != len(self.labels):
-            raise ModelError(f"{self.where}: the output has {values.size} values but the "
-                             f"metadata lists {len(self.labels)} labels")
+            raise ModelError(
+                f"{self.where}: the output has {values.size} values but the "
+                f"metadata lists {len(self.labels)} labels"
+            )
         return faceapi.expression_scores(values, self.labels)
 
     def crop(self, image: np.ndarray, box) -> np.ndarray | None:
@@ -275,7 +311,7 @@ def _fit(image: np.ndarray, size: tuple[int, int], pad: str, shrink: str = "line
         side = max(h, w)
         canvas = np.zeros((side, side, 3), np.uint8)
         y0, x0 = ((side - h) // 2, (side - w) // 2) if pad == "centre" else (0, 0)
-        canvas[y0:y0 + h, x0:x0 + w] = image
+        canvas[y0 : y0 + h, x0 : x0 + w] = image
         image = canvas
     smaller = image.shape[1] > size[0] or image.shape[0] > size[1]
     area = shrink == "area" and smaller
@@ -288,7 +324,9 @@ def make_adapter(model, meta: ModelMeta, where: str) -> DetectorAdapter | Classi
     try:
         model = add_frame_input(model, meta.input, facts)
     except Exception as exc:  # noqa: BLE001 - PrePostProcessor raises plain RuntimeErrors
-        raise ModelError(f"{where}: cannot add the frame input described by the metadata "
-                         f"({error_reason(exc)}); check input.layout/size/color") from exc
+        raise ModelError(
+            f"{where}: cannot add the frame input described by the metadata "
+            f"({error_reason(exc)}); check input.layout/size/color"
+        ) from exc
     cls = DetectorAdapter if meta.kind == "detector" else ClassifierAdapter
     return cls(model, meta, facts, where)

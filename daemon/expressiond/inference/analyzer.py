@@ -46,8 +46,7 @@ class AnalyzerSettings:
 
 def product_settings(models_dir: Path, **overrides) -> AnalyzerSettings:
     """The daemon's defaults (config/expressiond.toml) as analyzer settings."""
-    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto",
-                            fit_crops=True)
+    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto", fit_crops=True)
     return replace(base, **overrides)
 
 
@@ -66,8 +65,9 @@ class FaceAnalyzer:
             self.ensemble = self._compile(s.ensemble, "classifier", crop="model")
             self._ens_req = self.ensemble.compiled.create_infer_request()
         self.input_size = int(self.detector.meta.postprocess.get("input_size", 512))
-        self.score_threshold = (s.score_threshold if s.score_threshold is not None
-                                else self._det.score_threshold)
+        self.score_threshold = (
+            s.score_threshold if s.score_threshold is not None else self._det.score_threshold
+        )
         self.nms_iou = self._det.nms_iou
         self.max_results = self._det.max_results
 
@@ -76,11 +76,17 @@ class FaceAnalyzer:
         precision = effective_precision(s.device, s.precision)
         options = {}
         if kind == "classifier":
-            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin,
-                       "fit_crops": s.fit_crops}
-        return compile_net(resolve_model(spec, s.models_dir, precision), kind, s.device,
-                           precision, s.performance_hint, s.cache_dir,
-                           static_shapes=s.static_shapes, **options)
+            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin, "fit_crops": s.fit_crops}
+        return compile_net(
+            resolve_model(spec, s.models_dir, precision),
+            kind,
+            s.device,
+            precision,
+            s.performance_hint,
+            s.cache_dir,
+            static_shapes=s.static_shapes,
+            **options,
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -106,21 +112,27 @@ class FaceAnalyzer:
         if len(pads) == 1 or not found:
             return found
         tlbr = np.array([[r[1], r[0], r[1] + r[3], r[0] + r[2]] for _s, r, _p in found])
-        keep = faceapi.nms_faceapi(tlbr, np.array([f[0] for f in found]), self.max_results,
-                                   self.nms_iou, self.score_threshold)
+        keep = faceapi.nms_faceapi(
+            tlbr, np.array([f[0] for f in found]), self.max_results, self.nms_iou, self.score_threshold
+        )
         return [found[i] for i in keep]
 
     def _detect_once(self, image: np.ndarray):
         self._det_req.infer({0: self._det.prepare(image)})
-        return self._det.detect(self._det.fetch(self._det_req), image.shape[1], image.shape[0],
-                                self.score_threshold, self.nms_iou, self.max_results)
+        return self._det.detect(
+            self._det.fetch(self._det_req),
+            image.shape[1],
+            image.shape[0],
+            self.score_threshold,
+            self.nms_iou,
+            self.max_results,
+        )
 
     def classify(self, crop: np.ndarray) -> dict[str, float]:
         """Class scores for one face image (the ensemble, if any, sees the same pixels)."""
         scores = self._classify(crop)
         if self.ensemble is not None:
-            scores = merge_ensemble(scores, self._classify_ensemble(crop),
-                                    self.settings.ensemble_weight)
+            scores = merge_ensemble(scores, self._classify_ensemble(crop), self.settings.ensemble_weight)
         return scores
 
     def _classify(self, crop: np.ndarray) -> dict[str, float]:
@@ -141,8 +153,7 @@ class FaceAnalyzer:
         if self.ensemble is not None:
             other = self.ensemble.adapter.crop(image, box)
             if other is not None:
-                scores = merge_ensemble(scores, self._classify_ensemble(other),
-                                        self.settings.ensemble_weight)
+                scores = merge_ensemble(scores, self._classify_ensemble(other), self.settings.ensemble_weight)
         return scores
 
     def analyze(self, image: np.ndarray) -> list[Face]:
@@ -154,8 +165,7 @@ class FaceAnalyzer:
         return faces
 
 
-def merge_ensemble(primary: dict[str, float], other: dict[str, float],
-                   weight: float) -> dict[str, float]:
+def merge_ensemble(primary: dict[str, float], other: dict[str, float], weight: float) -> dict[str, float]:
     """Blend ``other`` into ``primary`` for the labels both have, keeping the probability mass
     those labels had in ``primary`` (labels only ``primary`` has are left as they are)."""
     shared = [label for label in primary if label in other]
@@ -176,5 +186,5 @@ def pad_centred(image: np.ndarray, pad: float) -> tuple[np.ndarray, tuple[int, i
         return image, (0, 0)
     canvas = np.zeros((side, side, 3), np.uint8)
     y0, x0 = (side - height) // 2, (side - width) // 2
-    canvas[y0:y0 + height, x0:x0 + width] = image
+    canvas[y0 : y0 + height, x0 : x0 + width] = image
     return canvas, (x0, y0)

@@ -33,9 +33,11 @@ def mirror_average(model, where: str):
     try:
         return _rewrite(model)
     except Exception as exc:  # noqa: BLE001 - OpenVINO validation raises plain RuntimeErrors
-        raise ModelError(f"{where}: flip averaging needs a model that runs a batch of two and "
-                         f"this one does not ({error_reason(exc)}); set flip = false in "
-                         "[classifier]") from exc
+        raise ModelError(
+            f"{where}: flip averaging needs a model that runs a batch of two and "
+            f"this one does not ({error_reason(exc)}); set flip = false in "
+            "[classifier]"
+        ) from exc
 
 
 class _NotABatchOfTwo(Exception):
@@ -53,8 +55,13 @@ def _rewrite(model):
     node, axis = flip_point(model, param)
     source = node.output(0)
     targets = list(source.get_target_inputs())
-    mirrored = ops.slice(source, np.array([-1], np.int64), np.array([_INT64_MIN], np.int64),
-                         np.array([-1], np.int64), np.array([axis], np.int64))
+    mirrored = ops.slice(
+        source,
+        np.array([-1], np.int64),
+        np.array([_INT64_MIN], np.int64),
+        np.array([-1], np.int64),
+        np.array([axis], np.int64),
+    )
     pair = ops.concat([source, mirrored], 0)
     for target in targets:
         target.replace_source_output(pair.output(0))
@@ -83,8 +90,12 @@ def _rewrite(model):
     model.validate_nodes_and_infer_types()
     for mean in means:
         batch = mean.input_value(0).get_partial_shape()
-        if batch.rank.is_dynamic or batch.rank.get_length() == 0 or batch[0].is_dynamic \
-                or batch[0].get_length() != 2:
+        if (
+            batch.rank.is_dynamic
+            or batch.rank.get_length() == 0
+            or batch[0].is_dynamic
+            or batch[0].get_length() != 2
+        ):
             raise _NotABatchOfTwo(f"an output has the shape {batch} for a batch of 2")
     return model
 
@@ -112,8 +123,11 @@ def _resized_axes(op) -> list[int]:
     before, after = op.get_input_partial_shape(0), op.get_output_partial_shape(0)
     if before.rank.is_dynamic or after.rank.is_dynamic or after.rank.get_length() != 4:
         return []
-    return [i for i in range(4) if after[i].is_static
-            and (before[i].is_dynamic or before[i].get_length() != after[i].get_length())]
+    return [
+        i
+        for i in range(4)
+        if after[i].is_static and (before[i].is_dynamic or before[i].get_length() != after[i].get_length())
+    ]
 
 
 def _reachable(starts: list, stop: set[str]) -> set[str]:

@@ -48,8 +48,7 @@ def is_intact(folder: Path) -> bool:
         return False
 
 
-def install_bundled(models_dir: Path, progress: Callable[[str], None] | None = None
-                    ) -> list[dict]:
+def install_bundled(models_dir: Path, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Copy every bundled model into <models_dir>/<name>/<precision>/ unless it is already
     there intact; one status row per IR (like ``models build``)."""
     say = progress or (lambda _msg: None)
@@ -68,7 +67,8 @@ def install_bundled(models_dir: Path, progress: Callable[[str], None] | None = N
                     continue
                 raise ModelBuildError(
                     f"{src}: the bundled {name} {precision} IR is missing or damaged; restore "
-                    "models/ from the repository (git checkout -- models)")
+                    "models/ from the repository (git checkout -- models)"
+                )
             dest.mkdir(parents=True, exist_ok=True)
             for file in IR_FILES:
                 shutil.copyfile(src / file, dest / file)

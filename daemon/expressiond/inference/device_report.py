@@ -52,18 +52,22 @@ def _try_compile(cfg, role: str, device: str, core) -> dict:
     t0 = time.perf_counter()
     try:
         files = resolve_model(model.model, cfg.models_path(), precision)
-        net = compile_net(files, role, device, precision, cfg.inference.performance_hint,
-                          cfg.inference.cache_dir, core)
+        net = compile_net(
+            files, role, device, precision, cfg.inference.performance_hint, cfg.inference.cache_dir, core
+        )
     except ExpressiondError as exc:
         row.update(compiles=False, error=str(exc), exit_code=exc.exit_code)
         return row
     row.update(
-        compiles=True, compile_ms=round((time.perf_counter() - t0) * 1000, 1),
-        compiled_for=net.device, note=net.plan.note if net.plan else None,
+        compiles=True,
+        compile_ms=round((time.perf_counter() - t0) * 1000, 1),
+        compiled_for=net.device,
+        note=net.plan.note if net.plan else None,
         optimal_requests=plain_value(property_value(net.compiled, "OPTIMAL_NUMBER_OF_INFER_REQUESTS")),
         execution_devices=net.info.get("EXECUTION_DEVICES") or [net.device],
         inference_precision=net.info.get("INFERENCE_PRECISION_HINT"),
-        static_input=list(net.adapter.static_size) if net.adapter.static_size else None)
+        static_input=list(net.adapter.static_size) if net.adapter.static_size else None,
+    )
     return row
 
 
@@ -79,18 +83,26 @@ def device_report(cfg, core=None) -> dict:
         for key, prop in DEVICE_PROPERTIES:
             row[key] = _device_property(core, name, prop)
         row["precisions"] = _precisions(row["capabilities"])
-        row["models"] = {role: _try_compile(cfg, role, name, core)
-                         for role in ("detector", "classifier")}
+        row["models"] = {role: _try_compile(cfg, role, name, core) for role in ("detector", "classifier")}
         devices.append(row)
-    configured = {role: _try_compile(cfg, role, cfg.model_device(getattr(cfg, role)), core)
-                  for role in ("detector", "classifier")}
+    configured = {
+        role: _try_compile(cfg, role, cfg.model_device(getattr(cfg, role)), core)
+        for role in ("detector", "classifier")
+    }
     myriad = plugin_registered(core, "MYRIAD") if LEGACY else False
-    absent = [{"name": n, "install": install_hint(n, LEGACY, myriad)} for n in WELL_KNOWN
-              if not is_present(n, available)]
-    return {"openvino": VERSION,
-            "api": "openvino.runtime, 2022.3 LTS" if LEGACY else "openvino",
-            "devices": devices, "configured": configured, "not_present": absent,
-            "ok": all(r["compiles"] for r in configured.values())}
+    absent = [
+        {"name": n, "install": install_hint(n, LEGACY, myriad)}
+        for n in WELL_KNOWN
+        if not is_present(n, available)
+    ]
+    return {
+        "openvino": VERSION,
+        "api": "openvino.runtime, 2022.3 LTS" if LEGACY else "openvino",
+        "devices": devices,
+        "configured": configured,
+        "not_present": absent,
+        "ok": all(r["compiles"] for r in configured.values()),
+    }
 
 
 def format_report(report: dict) -> str:
@@ -98,19 +110,23 @@ def format_report(report: dict) -> str:
     for d in report["devices"]:
         lines.append(f"{d['name']}: {d['full_name'] or '?'}")
         caps = ", ".join(d["capabilities"] or []) or "?"
-        lines.append(f"  type {d['type'] or '?'}, architecture {d['architecture'] or '?'}; "
-                     f"capabilities {caps}")
-        lines.append(f"  precisions {', '.join(d['precisions']) or '?'}; default inference "
-                     f"precision {d['default_inference_precision'] or '?'}; async requests "
-                     f"{_range(d['async_requests_range'])}; streams {_range(d['streams_range'])}")
+        lines.append(
+            f"  type {d['type'] or '?'}, architecture {d['architecture'] or '?'}; capabilities {caps}"
+        )
+        lines.append(
+            f"  precisions {', '.join(d['precisions']) or '?'}; default inference "
+            f"precision {d['default_inference_precision'] or '?'}; async requests "
+            f"{_range(d['async_requests_range'])}; streams {_range(d['streams_range'])}"
+        )
         for role, m in d["models"].items():
             lines.append(f"  {role} {m['model']} {m['precision']}: {_verdict(m)}")
     for a in report["not_present"]:
         lines.append(f"not present: {a['name']} ({a['install']})")
     lines.append("")
     for role, m in report["configured"].items():
-        lines.append(f"configured {role}: device {m['device']!r}, {m['model']} {m['precision']}: "
-                     f"{_verdict(m)}")
+        lines.append(
+            f"configured {role}: device {m['device']!r}, {m['model']} {m['precision']}: {_verdict(m)}"
+        )
     return "\n".join(lines)
 
 
@@ -118,8 +134,10 @@ def _verdict(m: dict) -> str:
     if not m["compiles"]:
         return f"does NOT compile: {m['error']}"
     where = ", ".join(m["execution_devices"] or []) or m["compiled_for"]
-    text = (f"compiles in {m['compile_ms']:.0f} ms, runs on {where}, optimal requests "
-            f"{m['optimal_requests']}, inference precision {m['inference_precision']}")
+    text = (
+        f"compiles in {m['compile_ms']:.0f} ms, runs on {where}, optimal requests "
+        f"{m['optimal_requests']}, inference precision {m['inference_precision']}"
+    )
     if m.get("static_input"):
         text += f", static input {m['static_input'][0]}x{m['static_input'][1]}"
     if m.get("note"):

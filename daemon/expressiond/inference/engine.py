@@ -29,8 +29,9 @@ REPORTED_PROPERTIES = (
 _SKIP_OPS = ("Parameter", "Result", "Constant")
 
 
-def compile_config(device: str, precision: str, performance_hint: str | None,
-                   cache_dir: str | None, legacy: bool = LEGACY) -> dict[str, str]:
+def compile_config(
+    device: str, precision: str, performance_hint: str | None, cache_dir: str | None, legacy: bool = LEGACY
+) -> dict[str, str]:
     """OpenVINO compile properties for the device and precision (flat strings only).
 
     FP32 asks for f32 inference explicitly: the CPU plugin otherwise runs bf16 on CPUs that
@@ -39,8 +40,9 @@ def compile_config(device: str, precision: str, performance_hint: str | None,
     """
     cfg: dict[str, str] = {}
     prefix, _items = parse_device(device)
-    if precision == "FP32" and (base_name(device) in ("CPU", "GPU")
-                                or (prefix in ("AUTO", "MULTI") and not legacy)):
+    if precision == "FP32" and (
+        base_name(device) in ("CPU", "GPU") or (prefix in ("AUTO", "MULTI") and not legacy)
+    ):
         cfg["INFERENCE_PRECISION_HINT"] = "f32"
     if performance_hint and performance_hint.upper() != "NONE":
         cfg["PERFORMANCE_HINT"] = performance_hint.upper()
@@ -82,11 +84,15 @@ def read_model(core: Core, files: ModelFiles):
         reason = error_reason(exc)
         low = reason.lower()
         if "weights" in low or "bin file" in low:
-            hint = (f"{files.bin.name} is truncated or does not belong to {files.xml.name}; "
-                    "copy both again (or rebuild / convert the model again)")
+            hint = (
+                f"{files.bin.name} is truncated or does not belong to {files.xml.name}; "
+                "copy both again (or rebuild / convert the model again)"
+            )
         elif "opset" in low or "cannot create" in low or "unsupported" in low:
-            hint = ("it uses a layer this OpenVINO cannot create (an extension or a newer "
-                    "opset); convert the model again with this OpenVINO's converter")
+            hint = (
+                "it uses a layer this OpenVINO cannot create (an extension or a newer "
+                "opset); convert the model again with this OpenVINO's converter"
+            )
         else:
             hint = "rebuild or replace it"
         raise ModelError(f"{files.xml}: cannot read the model ({reason}); {hint}") from exc
@@ -115,11 +121,21 @@ def cache_dir_for(plan: DevicePlan, configured: str | None) -> str | None:
     return str(default_cache_dir()) if plan.wants_cache else None
 
 
-def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
-                performance_hint: str | None = None, cache_dir: str | None = None,
-                core: Core | None = None, *, static_shapes: bool = False, flip: bool = False,
-                crop: str = "model", margin: float | None = None,
-                fit_crops: bool = False) -> CompiledNet:
+def compile_net(
+    files: ModelFiles,
+    kind: str,
+    device: str,
+    precision: str,
+    performance_hint: str | None = None,
+    cache_dir: str | None = None,
+    core: Core | None = None,
+    *,
+    static_shapes: bool = False,
+    flip: bool = False,
+    crop: str = "model",
+    margin: float | None = None,
+    fit_crops: bool = False,
+) -> CompiledNet:
     """Read the IR, check it against its metadata, add the frame input, compile it.
 
     ``static_shapes`` fixes the input size as NPU/MYRIAD need (they get it anyway); it exists
@@ -156,8 +172,10 @@ def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
         try:
             adapter.make_static()
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"{files.xml}: cannot give {meta.name} the static input "
-                             f"{plan.device} needs ({error_reason(exc)})") from exc
+            raise ModelError(
+                f"{files.xml}: cannot give {meta.name} the static input "
+                f"{plan.device} needs ({error_reason(exc)})"
+            ) from exc
         log.info("%s: static input %dx%d for %s", meta.name, *adapter.static_size, plan.device)
     cache = cache_dir_for(plan, cache_dir)
     config = compile_config(plan.device, precision, performance_hint, cache)
@@ -169,8 +187,10 @@ def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
     except Exception as exc:  # noqa: BLE001
         error = compile_error(core, adapter.model, plan, meta, files, exc)
         if flip:
-            error = DeviceError(f"{error}; or set flip = false in [classifier] (flip averaging "
-                                "adds Slice, Concat and ReduceMean layers)")
+            error = DeviceError(
+                f"{error}; or set flip = false in [classifier] (flip averaging "
+                "adds Slice, Concat and ReduceMean layers)"
+            )
         raise error from exc
     info = {name: plain_value(property_value(compiled, name)) for name in REPORTED_PROPERTIES}
     info["compile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -185,31 +205,39 @@ def compile_net(files: ModelFiles, kind: str, device: str, precision: str,
     return CompiledNet(compiled, meta, files, plan.device, config, info, adapter, plan)
 
 
-def compile_error(core: Core, model, plan: DevicePlan, meta: ModelMeta, files: ModelFiles,
-                  exc: Exception) -> DeviceError:
+def compile_error(
+    core: Core, model, plan: DevicePlan, meta: ModelMeta, files: ModelFiles, exc: Exception
+) -> DeviceError:
     """Name the layers the device cannot run when OpenVINO can tell, else its reason."""
     unsupported: list[str] = []
     try:
         supported = core.query_model(model, plan.device)
-        unsupported = [f"{op.get_friendly_name()} ({op.get_type_name()})"
-                       for op in model.get_ops()
-                       if op.get_type_name() not in _SKIP_OPS
-                       and op.get_friendly_name() not in supported]
+        unsupported = [
+            f"{op.get_friendly_name()} ({op.get_type_name()})"
+            for op in model.get_ops()
+            if op.get_type_name() not in _SKIP_OPS and op.get_friendly_name() not in supported
+        ]
     except Exception:  # noqa: BLE001 - query_model is best effort
         log.debug("query_model failed", exc_info=True)
     if unsupported:
         more = f" and {len(unsupported) - 3} more" if len(unsupported) > 3 else ""
-        elsewhere = "" if plan.device == "CPU" else \
-            f"run this model on another device (e.g. device = \"CPU\" in [{meta.kind}]) or "
+        elsewhere = (
+            ""
+            if plan.device == "CPU"
+            else f'run this model on another device (e.g. device = "CPU" in [{meta.kind}]) or '
+        )
         return DeviceError(
             f"{files.xml}: {plan.device} cannot run {meta.name}: unsupported layer(s) "
-            f"{', '.join(unsupported[:3])}{more}; {elsewhere}convert it with supported layers")
-    elsewhere = "" if plan.device == "CPU" else \
-        f"run it on another device (e.g. device = \"CPU\" in [{meta.kind}]) or "
+            f"{', '.join(unsupported[:3])}{more}; {elsewhere}convert it with supported layers"
+        )
+    elsewhere = (
+        "" if plan.device == "CPU" else f'run it on another device (e.g. device = "CPU" in [{meta.kind}]) or '
+    )
     return DeviceError(
         f"{files.xml}: cannot compile {meta.name} for {plan.device} ({error_reason(exc)}); "
         f"{plan.device} cannot run a layer of this model: {elsewhere}convert it again with "
-        "layers it supports")
+        "layers it supports"
+    )
 
 
 def plain_value(value):

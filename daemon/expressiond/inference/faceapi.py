@@ -19,8 +19,9 @@ def js_round(x: float) -> int:
     return math.floor(x + 0.5)
 
 
-def nms_faceapi(boxes: np.ndarray, scores: np.ndarray, max_results: int, iou_threshold: float,
-                score_threshold: float) -> list[int]:
+def nms_faceapi(
+    boxes: np.ndarray, scores: np.ndarray, max_results: int, iou_threshold: float, score_threshold: float
+) -> list[int]:
     cand = np.nonzero(scores > score_threshold)[0]
     order = cand[np.argsort(-scores[cand], kind="stable")]
     y0 = np.minimum(boxes[:, 0], boxes[:, 2])
@@ -44,10 +45,16 @@ def nms_faceapi(boxes: np.ndarray, scores: np.ndarray, max_results: int, iou_thr
     return selected
 
 
-def decode_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: int,
-                      input_size: int = 512, score_threshold: float = 0.5,
-                      iou_threshold: float = 0.5, max_results: int = 100
-                      ) -> list[tuple[float, Box, Box]]:
+def decode_detections(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    width: int,
+    height: int,
+    input_size: int = 512,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    max_results: int = 100,
+) -> list[tuple[float, Box, Box]]:
     """-> [(score, relative box (x, y, w, h) in 0..1 of the image, pixel box)] in NMS order."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)

@@ -36,8 +36,7 @@ from ..errors import ModelError
 from ..paths import NAMED_MODELS, builtin_model_dir
 
 KINDS = ("detector", "classifier")
-OUTPUT_KINDS = {"detector": ("faceapi_ssd", "ssd_detection_out"),
-                "classifier": ("softmax", "sigmoid")}
+OUTPUT_KINDS = {"detector": ("faceapi_ssd", "ssd_detection_out"), "classifier": ("softmax", "sigmoid")}
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("BGR", "RGB", "GRAY")
 ELEMENT_TYPES = ("u8", "f32", "f16")
@@ -66,8 +65,14 @@ class InputSpec:
     @property
     def embedded(self) -> bool:
         """The model already takes u8 BGR NHWC frames of any size (its graph preprocesses)."""
-        return (self.element_type == "u8" and self.layout == "NHWC" and self.color == "BGR"
-                and self.size is None and self.mean is None and self.scale is None)
+        return (
+            self.element_type == "u8"
+            and self.layout == "NHWC"
+            and self.color == "BGR"
+            and self.size is None
+            and self.mean is None
+            and self.scale is None
+        )
 
     @property
     def channels(self) -> int:
@@ -121,18 +126,22 @@ def parse_meta(raw, where: Path | str, expected_kind: str, default_name: str = "
         raise ModelError(f"{where}: metadata schema {raw.get('schema')!r} is not supported (1 is)")
     kind = raw.get("kind")
     if kind != expected_kind:
-        fix = (f"use it as the {kind} or fix \"kind\" in the metadata" if kind in KINDS
-               else f"set \"kind\" to \"{expected_kind}\" in the metadata")
-        raise ModelError(f"{where}: kind is {kind!r} but this model is configured as the "
-                         f"{expected_kind}; {fix}")
+        fix = (
+            f'use it as the {kind} or fix "kind" in the metadata'
+            if kind in KINDS
+            else f'set "kind" to "{expected_kind}" in the metadata'
+        )
+        raise ModelError(
+            f"{where}: kind is {kind!r} but this model is configured as the {expected_kind}; {fix}"
+        )
     output_kind = raw.get("output_kind")
     if output_kind not in OUTPUT_KINDS[kind]:
         raise ModelError(
             f"{where}: output_kind {output_kind!r} is not supported for a {kind} "
-            f"(supported: {', '.join(OUTPUT_KINDS[kind])})")
+            f"(supported: {', '.join(OUTPUT_KINDS[kind])})"
+        )
     labels = raw.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x
-                                                              for x in labels):
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
         raise ModelError(f"{where}: labels must be a non-empty list of strings")
     if len(set(labels)) != len(labels):
         raise ModelError(f"{where}: labels must be unique, got {labels}")
@@ -164,8 +173,7 @@ def _input_spec(raw, where) -> InputSpec:
     def choice(key: str, options: tuple[str, ...], default):
         value = raw.get(key, default)
         if value is not None and value not in options:
-            raise ModelError(f"{where}: input.{key} must be one of {', '.join(options)}, "
-                             f"got {value!r}")
+            raise ModelError(f"{where}: input.{key} must be one of {', '.join(options)}, got {value!r}")
         return value
 
     layout = choice("layout", LAYOUTS, None)
@@ -173,10 +181,12 @@ def _input_spec(raw, where) -> InputSpec:
     element_type = choice("element_type", ELEMENT_TYPES, None)
     size = raw.get("size")
     if size is not None:
-        if (not isinstance(size, list) or len(size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-            raise ModelError(f"{where}: input.size must be [width, height] in pixels or null, "
-                             f"got {size!r}")
+        if (
+            not isinstance(size, list)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        ):
+            raise ModelError(f"{where}: input.size must be [width, height] in pixels or null, got {size!r}")
         size = (size[0], size[1])
     elif isinstance(raw.get("shape"), list) and layout in LAYOUTS and len(raw["shape"]) == 4:
         h, w = (raw["shape"][1], raw["shape"][2]) if layout == "NHWC" else raw["shape"][2:4]
@@ -185,18 +195,23 @@ def _input_spec(raw, where) -> InputSpec:
     channels = 1 if color == "GRAY" else 3
     crop = raw.get("crop") or {}
     if not isinstance(crop, dict) or set(crop) - {"square", "enlarge"}:
-        raise ModelError(f"{where}: input.crop must be {{\"square\": bool, \"enlarge\": number}}, "
-                         f"got {crop!r}")
+        raise ModelError(f'{where}: input.crop must be {{"square": bool, "enlarge": number}}, got {crop!r}')
     square = crop.get("square", False)
     enlarge = crop.get("enlarge", 1.0)
     if not isinstance(square, bool):
         raise ModelError(f"{where}: input.crop.square must be true or false, got {square!r}")
     if not _number(enlarge) or not 0.5 <= enlarge <= 4:
-        raise ModelError(f"{where}: input.crop.enlarge must be a number from 0.5 to 4, "
-                         f"got {enlarge!r}")
-    return InputSpec(layout, color, size, _per_channel(raw, "mean", channels, where),
-                     _per_channel(raw, "scale", channels, where), element_type, square,
-                     float(enlarge))
+        raise ModelError(f"{where}: input.crop.enlarge must be a number from 0.5 to 4, got {enlarge!r}")
+    return InputSpec(
+        layout,
+        color,
+        size,
+        _per_channel(raw, "mean", channels, where),
+        _per_channel(raw, "scale", channels, where),
+        element_type,
+        square,
+        float(enlarge),
+    )
 
 
 def _number(value) -> bool:
@@ -209,8 +224,9 @@ def _per_channel(raw: dict, key: str, channels: int, where) -> tuple[float, ...]
         return None
     values = value if isinstance(value, list) else [value]
     if not values or not all(_number(v) for v in values) or len(values) not in (1, channels):
-        raise ModelError(f"{where}: input.{key} must be a number or {channels} numbers "
-                         f"(one per channel), got {value!r}")
+        raise ModelError(
+            f"{where}: input.{key} must be a number or {channels} numbers (one per channel), got {value!r}"
+        )
     if key == "scale" and any(v == 0 for v in values):
         raise ModelError(f"{where}: input.scale must not be 0")
     return tuple(float(v) for v in values)

@@ -33,15 +33,33 @@ Type = ov.Type
 PartialShape = ov.PartialShape
 VERSION: str = ov.get_version()
 
-__all__ = ["LEGACY", "VERSION", "AsyncInferQueue", "ColorFormat", "Core", "Layout",
-           "PartialShape", "PrePostProcessor", "ResizeAlgorithm", "Type", "error_reason",
-           "opset", "ov", "port_name", "property_value", "save_model", "short_version"]
+__all__ = [
+    "LEGACY",
+    "VERSION",
+    "AsyncInferQueue",
+    "ColorFormat",
+    "Core",
+    "Layout",
+    "PartialShape",
+    "PrePostProcessor",
+    "ResizeAlgorithm",
+    "Type",
+    "error_reason",
+    "opset",
+    "ov",
+    "port_name",
+    "property_value",
+    "save_model",
+    "short_version",
+]
 
 # OpenVINO's messages carry a stack of "Exception from src/...:123:" and "Check '...' failed
 # at ...:" lines around the one sentence an operator can use.
-_NOISE = re.compile(r"^(Exception from \S+|Check '.*' failed at \S+|\[ ?GENERAL_ERROR ?\]\s*$|"
-                    r"Converting input model$|Please, check your environment$|"
-                    r"Traceback|File \")")
+_NOISE = re.compile(
+    r"^(Exception from \S+|Check '.*' failed at \S+|\[ ?GENERAL_ERROR ?\]\s*$|"
+    r"Converting input model$|Please, check your environment$|"
+    r"Traceback|File \")"
+)
 
 
 def error_reason(exc: BaseException, limit: int = 200) -> str:

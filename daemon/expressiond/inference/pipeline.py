@@ -45,9 +45,15 @@ class _Pending:
 
 
 class AsyncPipeline:
-    def __init__(self, detector: CompiledNet, classifier: CompiledNet, num_requests: int,
-                 params: DetectorParams, on_result: Callable[[FrameResult], None],
-                 classifier_requests: int | None = None):
+    def __init__(
+        self,
+        detector: CompiledNet,
+        classifier: CompiledNet,
+        num_requests: int,
+        params: DetectorParams,
+        on_result: Callable[[FrameResult], None],
+        classifier_requests: int | None = None,
+    ):
         self._det = detector
         self._cls = classifier
         self._det_adapter = detector.adapter
@@ -57,8 +63,9 @@ class AsyncPipeline:
         self._on_result = on_result
         self.num_requests = max(1, int(num_requests))
         self._det_queue = AsyncInferQueue(detector.compiled, self.num_requests)
-        self._cls_queue = AsyncInferQueue(classifier.compiled,
-                                          max(1, classifier_requests or self.num_requests))
+        self._cls_queue = AsyncInferQueue(
+            classifier.compiled, max(1, classifier_requests or self.num_requests)
+        )
         self._det_queue.set_callback(self._det_done)
         self._cls_queue.set_callback(self._cls_done)
         self._done: queue.SimpleQueue = queue.SimpleQueue()  # bounded by requests in flight
@@ -75,8 +82,7 @@ class AsyncPipeline:
         self.frames_done = 0
         self.faces_done = 0
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator", daemon=True)
         self._thread.start()
 
     # --- callbacks: OpenVINO threads, GIL held: copy and hand over, nothing else ----------------
@@ -168,8 +174,9 @@ class AsyncPipeline:
         p = self.params
         pending = self._pending[frame_id]
         image = pending.frame.image
-        dets = self._det_adapter.detect(outputs, image.shape[1], image.shape[0],
-                                        p.score_threshold, p.nms_iou, p.max_faces)
+        dets = self._det_adapter.detect(
+            outputs, image.shape[1], image.shape[0], p.score_threshold, p.nms_iou, p.max_faces
+        )
         for score, _rel, box in dets:
             if min(box[2], box[3]) < p.min_face_px:
                 continue
@@ -192,10 +199,20 @@ class AsyncPipeline:
     def _finish(self, frame_id: int, pending: _Pending) -> None:
         del self._pending[frame_id]
         frame = pending.frame
-        faces = tuple(Face(box=box, score=score, scores=pending.scores.get(i, {}))
-                      for i, (score, box, _crop) in enumerate(pending.faces))
-        result = FrameResult(frame.camera, frame.index, frame.captured_mono, frame.captured_wall,
-                             frame.width, frame.height, faces, done_mono=time.monotonic())
+        faces = tuple(
+            Face(box=box, score=score, scores=pending.scores.get(i, {}))
+            for i, (score, box, _crop) in enumerate(pending.faces)
+        )
+        result = FrameResult(
+            frame.camera,
+            frame.index,
+            frame.captured_mono,
+            frame.captured_wall,
+            frame.width,
+            frame.height,
+            faces,
+            done_mono=time.monotonic(),
+        )
         self._ready[frame.camera][pending.seq] = result
         released = self._release_ready(frame.camera)
         with self._idle:

@@ -47,20 +47,26 @@ def _dims(shape) -> list[int]:
 
 def check_input(model, spec: InputSpec, where: str) -> InputFacts:
     if len(model.inputs) != 1:
-        raise ModelError(f"{where}: the model has {len(model.inputs)} inputs; expressiond "
-                         "feeds one image, so it needs a model with exactly one input")
+        raise ModelError(
+            f"{where}: the model has {len(model.inputs)} inputs; expressiond "
+            "feeds one image, so it needs a model with exactly one input"
+        )
     port = model.inputs[0]
     pshape = port.get_partial_shape()
     if pshape.rank.is_dynamic:
         raise ModelError(f"{where}: the input rank is dynamic; give the model a 4-D image input")
     dims = _dims(pshape)
     if len(dims) != 4:
-        raise ModelError(f"{where}: input {port_name(port, 'input 0')} has rank {len(dims)} "
-                         f"(shape {dims}); expected a 4-D image input (N, C, H, W or N, H, W, C)")
+        raise ModelError(
+            f"{where}: input {port_name(port, 'input 0')} has rank {len(dims)} "
+            f"(shape {dims}); expected a 4-D image input (N, C, H, W or N, H, W, C)"
+        )
     etype = port.get_element_type().get_type_name()
     if spec.element_type is not None and spec.element_type != etype:
-        raise ModelError(f"{where}: metadata says input.element_type {spec.element_type} but the "
-                         f"model input is {etype}; fix the metadata")
+        raise ModelError(
+            f"{where}: metadata says input.element_type {spec.element_type} but the "
+            f"model input is {etype}; fix the metadata"
+        )
     layout = spec.layout or _guess_layout(dims, where)
     c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
     want_c = spec.channels
@@ -68,18 +74,22 @@ def check_input(model, spec: InputSpec, where: str) -> InputFacts:
         raise ModelError(
             f"{where}: metadata says {layout} {spec.color} ({want_c} channel"
             f"{'s' if want_c > 1 else ''}) but the model input {dims} has {dims[c_axis]} there; "
-            "fix input.layout/input.color in the metadata")
+            "fix input.layout/input.color in the metadata"
+        )
     if dims[0] not in (-1, 1):
         raise ModelError(f"{where}: the model input has batch {dims[0]}; expressiond needs batch 1")
     model_size = (dims[w_axis], dims[h_axis]) if dims[w_axis] > 0 and dims[h_axis] > 0 else None
     if spec.size is not None and model_size is not None and spec.size != model_size:
         raise ModelError(
             f"{where}: metadata says input.size {spec.size[0]}x{spec.size[1]} but the model "
-            f"input is {model_size[0]}x{model_size[1]} (width x height); fix the metadata")
+            f"input is {model_size[0]}x{model_size[1]} (width x height); fix the metadata"
+        )
     if spec.embedded:
         if etype != "u8" or layout != "NHWC" or dims[3] != 3:
-            raise ModelError(f"{where}: metadata says the model takes u8 BGR NHWC frames but its "
-                             f"input is {etype} {dims}; describe its real input in the metadata")
+            raise ModelError(
+                f"{where}: metadata says the model takes u8 BGR NHWC frames but its "
+                f"input is {etype} {dims}; describe its real input in the metadata"
+            )
         return InputFacts(layout, 3, None, etype, None)
     size = spec.size or model_size
     reshape_to = None
@@ -97,8 +107,10 @@ def _guess_layout(dims: list[int], where: str) -> str:
     nhwc = dims[3] in (1, 3)
     if nchw != nhwc:
         return "NCHW" if nchw else "NHWC"
-    raise ModelError(f"{where}: cannot tell the layout of input shape {dims}; "
-                     'set input.layout ("NCHW" or "NHWC") in the metadata')
+    raise ModelError(
+        f"{where}: cannot tell the layout of input shape {dims}; "
+        'set input.layout ("NCHW" or "NHWC") in the metadata'
+    )
 
 
 def add_frame_input(model, spec: InputSpec, facts: InputFacts):
@@ -109,14 +121,14 @@ def add_frame_input(model, spec: InputSpec, facts: InputFacts):
         model.reshape(PartialShape(facts.reshape_to))
     ppp = PrePostProcessor(model)
     inp = ppp.input()
-    inp.tensor().set_element_type(Type.u8).set_layout(Layout("NHWC")).set_shape(
-        PartialShape([1, -1, -1, 3]))
+    inp.tensor().set_element_type(Type.u8).set_layout(Layout("NHWC")).set_shape(PartialShape([1, -1, -1, 3]))
     if spec.color != "GRAY":
         inp.tensor().set_color_format(ColorFormat.BGR)
     inp.model().set_layout(Layout(facts.layout))
     steps = inp.preprocess()
-    needs_float = (facts.element_type != "u8" or spec.color == "GRAY" or spec.mean is not None
-                   or spec.scale is not None)
+    needs_float = (
+        facts.element_type != "u8" or spec.color == "GRAY" or spec.mean is not None or spec.scale is not None
+    )
     if facts.size is not None:
         # Resize the u8 frame first, then convert: converting a whole 960x640 frame to f32
         # before shrinking it to 300x300 cost face-detection-retail-0005 about 7 % of its

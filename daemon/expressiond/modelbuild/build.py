@@ -67,8 +67,13 @@ RECIPES = (
                 "zero-padded square input",
                 "scores": "[1, 5118] face probability (sigmoid)",
             },
-            "postprocess": {"input_size": nets.SSD_INPUT, "score_threshold": 0.5, "nms_iou": 0.5,
-                            "max_results": 100, "padding": "bottom-right"},
+            "postprocess": {
+                "input_size": nets.SSD_INPUT,
+                "score_threshold": 0.5,
+                "nms_iou": 0.5,
+                "max_results": 100,
+                "padding": "bottom-right",
+            },
             "preprocessing": "zero-pad bottom/right to square, bilinear resize to 512 "
             "(align_corners=false, half_pixel=false), x / 127.5 - 1, RGB",
         },
@@ -124,8 +129,9 @@ def is_up_to_date(target: Path) -> bool:
         return False
 
 
-def save_ir(model: ov.Model, target: Path, compress_to_fp16: bool,
-            metadata: Callable[[dict[str, str]], dict]) -> None:
+def save_ir(
+    model: ov.Model, target: Path, compress_to_fp16: bool, metadata: Callable[[dict[str, str]], dict]
+) -> None:
     """model.xml/.bin and model.json in ``target``, all or nothing: written to a temporary
     folder beside it and swapped in. ``metadata(hashes)`` gives model.json for the sha256 of
     the saved model.xml and model.bin."""
@@ -191,9 +197,14 @@ def build_models(
     todo = [(r, p) for r, p in jobs if force or not is_up_to_date(builtin_model_dir(models_dir, r.name, p))]
     samples_ok = sample_clip(models_dir).is_file() and any((models_dir / "samples").glob("*.jpg"))
     rows = [
-        {"model": r.name, "precision": p, "status": "up to date",
-         "path": str(builtin_model_dir(models_dir, r.name, p))}
-        for r, p in jobs if (r, p) not in todo
+        {
+            "model": r.name,
+            "precision": p,
+            "status": "up to date",
+            "path": str(builtin_model_dir(models_dir, r.name, p)),
+        }
+        for r, p in jobs
+        if (r, p) not in todo
     ]
     if not todo and samples_ok:
         say(f"models in {models_dir} are up to date ({len(jobs)} IR)")
@@ -206,8 +217,7 @@ def build_models(
     return rows + build_int8(models_dir, force=force, progress=say)
 
 
-def _build_float(models_dir: Path, todo: list, download_dir: Path | None,
-                 say: Progress) -> list[dict]:
+def _build_float(models_dir: Path, todo: list, download_dir: Path | None, say: Progress) -> list[dict]:
     rows = []
     download_dir = download_dir or models_dir / ".download"
     say(f"fetching {FACE_API.spec} (npm pack, integrity-checked)")
@@ -226,8 +236,15 @@ def _build_float(models_dir: Path, todo: list, download_dir: Path | None,
             _write_ir(model, target, precision, recipe)
             took = time.monotonic() - t0
             say(f"[{i}/{len(todo)}] {recipe.name} {precision}: built in {took:.1f} s -> {target}")
-            rows.append({"model": recipe.name, "precision": precision, "status": "built",
-                         "seconds": round(took, 2), "path": str(target)})
+            rows.append(
+                {
+                    "model": recipe.name,
+                    "precision": precision,
+                    "status": "built",
+                    "seconds": round(took, 2),
+                    "path": str(target),
+                }
+            )
     return rows
 
 
@@ -245,8 +262,14 @@ def _copy_samples(package: Path, dest: Path) -> None:
     write_demo_clip(sorted(dest.glob("sample*.jpg")), dest / "demo.avi")
 
 
-def write_demo_clip(photos: list[Path], out: Path, size: tuple[int, int] = (960, 640),
-                    hold: int = 20, gap: int = 12, fps: float = 10.0) -> Path:
+def write_demo_clip(
+    photos: list[Path],
+    out: Path,
+    size: tuple[int, int] = (960, 640),
+    hold: int = 20,
+    gap: int = 12,
+    fps: float = 10.0,
+) -> Path:
     """A clip in which every face of every photo appears, stays, and goes: tracks start and end."""
     import cv2
     import numpy as np

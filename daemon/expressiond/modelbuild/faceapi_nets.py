@@ -90,9 +90,7 @@ def _box_predictor(x, w, i: int):
     box = g.add_bias(
         g.conv2d(x, w[f"{p}/BoxEncodingPredictor/weights"], 1), w[f"{p}/BoxEncodingPredictor/biases"]
     )
-    cls = g.add_bias(
-        g.conv2d(x, w[f"{p}/ClassPredictor/weights"], 1), w[f"{p}/ClassPredictor/biases"]
-    )
+    cls = g.add_bias(g.conv2d(x, w[f"{p}/ClassPredictor/weights"], 1), w[f"{p}/ClassPredictor/biases"])
     # reshape in TF's NHWC order
     box = ops.reshape(g.to_nhwc(box), g.const([1, -1, 4], np.int64), False)
     cls = ops.reshape(g.to_nhwc(cls), g.const([1, -1, 3], np.int64), False)

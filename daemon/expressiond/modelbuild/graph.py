@@ -81,9 +81,15 @@ def pad_to_square_nhwc(x, centred: bool):
 
 def resize_bilinear_nhwc(x, size: int):
     """tf.image.resizeBilinear(alignCorners=false, halfPixelCenters=false)."""
-    attrs = {"mode": "linear_onnx", "shape_calculation_mode": "sizes",
-             "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor",
-             "antialias": False, "cube_coeff": -0.75, "pads_begin": [0], "pads_end": [0]}
+    attrs = {
+        "mode": "linear_onnx",
+        "shape_calculation_mode": "sizes",
+        "coordinate_transformation_mode": "asymmetric",
+        "nearest_mode": "floor",
+        "antialias": False,
+        "cube_coeff": -0.75,
+        "pads_begin": [0],
+        "pads_end": [0],
+    }
     inputs = [x, const([size, size], np.int64), const([1.0, 1.0]), const([1, 2], np.int64)]
-    return _OPSET4.create("Interpolate", [n.output(0) if hasattr(n, "output") else n for n in inputs],
-                          attrs)
+    return _OPSET4.create("Interpolate", [n.output(0) if hasattr(n, "output") else n for n in inputs], attrs)

@@ -82,8 +82,10 @@ class CalibrationSet:
 def sample_photos(models_dir: Path) -> list[Path]:
     photos = sorted(samples_dir(models_dir).glob("sample*.jpg"))
     if not photos:
-        raise ModelBuildError(f"no sample photos in {samples_dir(models_dir)} to calibrate INT8 "
-                              "on; run `expressiond models build --force`")
+        raise ModelBuildError(
+            f"no sample photos in {samples_dir(models_dir)} to calibrate INT8 "
+            "on; run `expressiond models build --force`"
+        )
     return photos
 
 
@@ -110,8 +112,11 @@ def detector_items(photos: list[np.ndarray], faces: list[list]) -> list[np.ndarr
 
     items = []
     for image, boxes in zip(photos, faces, strict=True):
-        items += [image, np.ascontiguousarray(image[:, ::-1]),
-                  cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)]
+        items += [
+            image,
+            np.ascontiguousarray(image[:, ::-1]),
+            cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+        ]
         for box in boxes:
             window = face_crop(image, scaled_box(box, CLOSEUP, square=True))
             if window is not None:
@@ -152,16 +157,23 @@ def calibration_set(models_dir: Path) -> CalibrationSet:
     for p in paths:
         image = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if image is None:
-            raise ModelBuildError(f"{p}: cannot decode the sample photo; run `expressiond models "
-                                  "build --force` to copy the samples again")
+            raise ModelBuildError(
+                f"{p}: cannot decode the sample photo; run `expressiond models "
+                "build --force` to copy the samples again"
+            )
         photos.append(image)
-    analyzer = FaceAnalyzer(AnalyzerSettings(Path(models_dir), device="CPU", precision="FP32",
-                                             performance_hint="LATENCY"))
+    analyzer = FaceAnalyzer(
+        AnalyzerSettings(Path(models_dir), device="CPU", precision="FP32", performance_hint="LATENCY")
+    )
     faces = [[box for _score, _rel, box in analyzer.detect(image)] for image in photos]
     del analyzer
-    return CalibrationSet(detector_items(photos, faces), classifier_items(photos, faces),
-                          tuple(p.name for p in paths), sum(map(len, faces)),
-                          photos_sha256(paths))
+    return CalibrationSet(
+        detector_items(photos, faces),
+        classifier_items(photos, faces),
+        tuple(p.name for p in paths),
+        sum(map(len, faces)),
+        photos_sha256(paths),
+    )
 
 
 def float_ops(model: ov.Model, depthwise: bool = False) -> list[str]:
@@ -172,18 +184,24 @@ def float_ops(model: ov.Model, depthwise: bool = False) -> list[str]:
     below: set[str] = set()  # a weighted op is upstream (or it is one)
     for op in ops:
         if op.get_type_name() in WEIGHTED_OPS or any(
-                i.get_source_output().get_node().get_friendly_name() in below for i in op.inputs()):
+            i.get_source_output().get_node().get_friendly_name() in below for i in op.inputs()
+        ):
             below.add(op.get_friendly_name())
     above: set[str] = set()  # a weighted op is downstream (or it is one)
     for op in reversed(ops):
         if op.get_type_name() in WEIGHTED_OPS or any(
-                t.get_node().get_friendly_name() in above
-                for out in op.outputs() for t in out.get_target_inputs()):
+            t.get_node().get_friendly_name() in above for out in op.outputs() for t in out.get_target_inputs()
+        ):
             above.add(op.get_friendly_name())
-    return [op.get_friendly_name() for op in ops
-            if op.get_type_name() not in ("Constant", "Parameter", "Result")
-            and ((depthwise and op.get_type_name() == DEPTHWISE)
-                 or not (op.get_friendly_name() in below and op.get_friendly_name() in above))]
+    return [
+        op.get_friendly_name()
+        for op in ops
+        if op.get_type_name() not in ("Constant", "Parameter", "Result")
+        and (
+            (depthwise and op.get_type_name() == DEPTHWISE)
+            or not (op.get_friendly_name() in below and op.get_friendly_name() in above)
+        )
+    ]
 
 
 @contextlib.contextmanager
@@ -211,9 +229,11 @@ def quantize(model: ov.Model, items: list[np.ndarray], depthwise_float: bool = F
 
     with _quiet_nncf():
         return nncf.quantize(
-            model, nncf.Dataset(items, lambda image: image[None]), subset_size=len(items),
-            ignored_scope=nncf.IgnoredScope(names=float_ops(model, depthwise_float),
-                                            validate=False))
+            model,
+            nncf.Dataset(items, lambda image: image[None]),
+            subset_size=len(items),
+            ignored_scope=nncf.IgnoredScope(names=float_ops(model, depthwise_float), validate=False),
+        )
 
 
 def int8_dir(models_dir: Path, name: str) -> Path:
@@ -228,9 +248,12 @@ def is_up_to_date(models_dir: Path, name: str, photos_hash: str | None = None) -
         fp32 = json.loads((builtin_model_dir(models_dir, name, "FP32") / "model.json").read_text())
         q = meta["quantization"]
         photos_hash = photos_hash or photos_sha256(sample_photos(models_dir))
-        return (ir_is_intact(target) and q["int8_version"] == INT8_VERSION
-                and q["from_fp32_sha256"] == fp32["ir_sha256"]
-                and q["calibration"]["sha256"] == photos_hash)
+        return (
+            ir_is_intact(target)
+            and q["int8_version"] == INT8_VERSION
+            and q["from_fp32_sha256"] == fp32["ir_sha256"]
+            and q["calibration"]["sha256"] == photos_hash
+        )
     except (OSError, ValueError, KeyError, TypeError, ModelBuildError):
         return False
 
@@ -239,15 +262,22 @@ def write_int8(model: ov.Model, models_dir: Path, name: str, quantization: dict)
     """Save the IR with the FP32 metadata (precision INT8, new hashes) atomically."""
     target = int8_dir(models_dir, name)
     fp32_meta = json.loads((builtin_model_dir(models_dir, name, "FP32") / "model.json").read_text())
-    save_ir(model, target, False, lambda hashes: {
-        **fp32_meta, "precision": INT8, "openvino_version": ov.get_version(),
-        "quantization": {**quantization, "from_fp32_sha256": fp32_meta["ir_sha256"]},
-        "ir_sha256": hashes})
+    save_ir(
+        model,
+        target,
+        False,
+        lambda hashes: {
+            **fp32_meta,
+            "precision": INT8,
+            "openvino_version": ov.get_version(),
+            "quantization": {**quantization, "from_fp32_sha256": fp32_meta["ir_sha256"]},
+            "ir_sha256": hashes,
+        },
+    )
     return target
 
 
-def build_int8(models_dir: Path, *, force: bool = False,
-               progress: Progress | None = None) -> list[dict]:
+def build_int8(models_dir: Path, *, force: bool = False, progress: Progress | None = None) -> list[dict]:
     """Quantise both builtin FP32 IR to INT8 in <models_dir>/<name>/INT8; one row per model.
 
     Needs the FP32 IR and the sample photos (``build_models`` makes both first). Without NNCF
@@ -258,45 +288,76 @@ def build_int8(models_dir: Path, *, force: bool = False,
     names = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
     photos_hash = photos_sha256(sample_photos(models_dir))
     todo = [n for n in names if force or not is_up_to_date(models_dir, n, photos_hash)]
-    rows = [{"model": n, "precision": INT8, "status": "up to date",
-             "path": str(int8_dir(models_dir, n))} for n in names if n not in todo]
+    rows = [
+        {"model": n, "precision": INT8, "status": "up to date", "path": str(int8_dir(models_dir, n))}
+        for n in names
+        if n not in todo
+    ]
     if not todo:
         say(f"INT8 models in {models_dir} are up to date ({len(names)} IR)")
         return rows
     version = nncf_version()
     if version is None:
-        say(f"INT8 skipped: NNCF is not installed ({INSTALL_HINT} adds it); FP32 and FP16 are "
-            "unaffected")
-        return rows + [{"model": n, "precision": INT8, "status": "skipped: nncf not installed",
-                        "path": str(int8_dir(models_dir, n))} for n in todo]
+        say(f"INT8 skipped: NNCF is not installed ({INSTALL_HINT} adds it); FP32 and FP16 are unaffected")
+        return rows + [
+            {
+                "model": n,
+                "precision": INT8,
+                "status": "skipped: nncf not installed",
+                "path": str(int8_dir(models_dir, n)),
+            }
+            for n in todo
+        ]
     t0 = time.monotonic()
     calib = calibration_set(models_dir)
-    say(f"INT8: calibration set from {len(calib.photos)} sample photos, {calib.faces} faces "
+    say(
+        f"INT8: calibration set from {len(calib.photos)} sample photos, {calib.faces} faces "
         f"({len(calib.detector)} detector / {len(calib.classifier)} classifier inputs) in "
-        f"{time.monotonic() - t0:.1f} s")
+        f"{time.monotonic() - t0:.1f} s"
+    )
     core = ov.Core()
     for i, name in enumerate(todo, 1):
         t0 = time.monotonic()
         items = calib.detector if name == BUILTIN_DETECTOR else calib.classifier
-        say(f"[INT8 {i}/{len(todo)}] {name}: NNCF {version} post-training quantisation on "
-            f"{len(items)} inputs ...")
+        say(
+            f"[INT8 {i}/{len(todo)}] {name}: NNCF {version} post-training quantisation on "
+            f"{len(items)} inputs ..."
+        )
         fp32 = builtin_model_dir(models_dir, name, "FP32") / "model.xml"
         try:
-            model = quantize(core.read_model(str(fp32)), items,
-                             depthwise_float=name == BUILTIN_DETECTOR)
+            model = quantize(core.read_model(str(fp32)), items, depthwise_float=name == BUILTIN_DETECTOR)
         except Exception as exc:  # noqa: BLE001 - NNCF raises many kinds; one line for the operator
             raise ModelBuildError(
                 f"INT8 quantisation of {name} with NNCF {version} failed ({exc}); FP32 and FP16 "
-                f"are built; try another NNCF release ({INSTALL_HINT}) or run FP32/FP16") from exc
-        target = write_int8(model, models_dir, name, {
-            "method": "nncf.quantize post-training, MIXED preset, fast bias correction",
-            "tool": f"nncf {version}", "int8_version": INT8_VERSION,
-            "float_ops": "in-graph preprocessing, head bias adds, box decoding"
-                         + (", depthwise convolutions" if name == BUILTIN_DETECTOR else ""),
-            "calibration": {"photos": list(calib.photos), "sha256": calib.sha256,
-                            "faces": calib.faces, "inputs": len(items)}})
+                f"are built; try another NNCF release ({INSTALL_HINT}) or run FP32/FP16"
+            ) from exc
+        target = write_int8(
+            model,
+            models_dir,
+            name,
+            {
+                "method": "nncf.quantize post-training, MIXED preset, fast bias correction",
+                "tool": f"nncf {version}",
+                "int8_version": INT8_VERSION,
+                "float_ops": "in-graph preprocessing, head bias adds, box decoding"
+                + (", depthwise convolutions" if name == BUILTIN_DETECTOR else ""),
+                "calibration": {
+                    "photos": list(calib.photos),
+                    "sha256": calib.sha256,
+                    "faces": calib.faces,
+                    "inputs": len(items),
+                },
+            },
+        )
         took = time.monotonic() - t0
         say(f"[INT8 {i}/{len(todo)}] {name}: built in {took:.1f} s -> {target}")
-        rows.append({"model": name, "precision": INT8, "status": "built",
-                     "seconds": round(took, 2), "path": str(target)})
+        rows.append(
+            {
+                "model": name,
+                "precision": INT8,
+                "status": "built",
+                "seconds": round(took, 2),
+                "path": str(target),
+            }
+        )
     return rows

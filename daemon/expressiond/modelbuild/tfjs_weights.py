@@ -37,9 +37,7 @@ def load_weights(model_dir: Path, manifest_name: str) -> dict[str, np.ndarray]:
             if quant:
                 # tfjs computes in double precision, then stores float32
                 raw = np.frombuffer(data, stored, count, offset).astype(np.float64)
-                value = (raw * float(quant["scale"]) + float(quant["min"])).astype(
-                    _DTYPES[spec["dtype"]]
-                )
+                value = (raw * float(quant["scale"]) + float(quant["min"])).astype(_DTYPES[spec["dtype"]])
             else:
                 value = np.frombuffer(data, stored, count, offset).copy()
             weights[spec["name"]] = value.reshape(shape)
