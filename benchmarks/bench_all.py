@@ -42,11 +42,12 @@ try:
 except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
-from expressiond import bench_modes, paths  # noqa: E402
-from expressiond import benchmark as bm  # noqa: E402
-from expressiond.bench_report import plot, plot_targets  # noqa: E402
-from expressiond.bench_streams import run_streams  # noqa: E402
-from expressiond.config_types import Config, InferenceConfig  # noqa: E402
+from expressiond import paths  # noqa: E402
+from expressiond.config import Config, InferenceConfig  # noqa: E402
+from expressiond.tools.benchmark import modes as bench_modes  # noqa: E402
+from expressiond.tools.benchmark import run as bm  # noqa: E402
+from expressiond.tools.benchmark.report import plot, plot_targets  # noqa: E402
+from expressiond.tools.benchmark.streams import run_streams  # noqa: E402
 
 T0 = time.monotonic()
 

@@ -45,10 +45,10 @@ except ImportError:  # a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from expressiond import paths  # noqa: E402
-from expressiond.evaluate import lost_faces, read_clip  # noqa: E402
-from expressiond.imageio import read_image  # noqa: E402
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer  # noqa: E402
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
+from expressiond.tools.evaluate import lost_faces, read_clip  # noqa: E402
+from expressiond.tools.imageio import read_image  # noqa: E402
 
 FACEAPI = paths.BUILTIN_DETECTOR
 R5 = paths.BUNDLED_DETECTOR

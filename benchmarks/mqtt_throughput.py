@@ -36,7 +36,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from broker import LABELS, Broker, make_event, mosquitto_available, mqtt_config  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from expressiond.mqtt import Publisher  # noqa: E402
+from expressiond.sinks.mqtt import Publisher  # noqa: E402
 
 
 class Counter:

@@ -42,8 +42,8 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from expressiond import paths  # noqa: E402
-from expressiond.bench_daemon import CLK_TCK, DaemonSpec, clip_camera, run_group, source_label  # noqa: E402
-from expressiond.config_types import Config, InferenceConfig  # noqa: E402
+from expressiond.config import Config, InferenceConfig  # noqa: E402
+from expressiond.tools.benchmark.daemon import CLK_TCK, DaemonSpec, clip_camera, run_group, source_label  # noqa: E402
 
 PYTHON_THREADS = ("capture-", "frames", "inference-coor", "events", "ThreadPoolExec")
 
@@ -219,9 +219,9 @@ def _time(fn, n: int) -> float:
 def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
     import cv2
 
-    from expressiond.capture import normalise_image
     from expressiond.events import Face, FrameResult
-    from expressiond.runtime import compile_models
+    from expressiond.inference.factory import compile_models
+    from expressiond.sources.capture import normalise_image
     from expressiond.tracking import ExpressionTracker
 
     det, cls = compile_models(cfg)
@@ -307,8 +307,8 @@ import numpy, cv2
 out['+ numpy, cv2'] = rss()
 import openvino
 out['+ openvino'] = rss()
-from expressiond.config_types import Config, InferenceConfig
-from expressiond.runtime import compile_models, resolve_num_requests, warm_up
+from expressiond.config import Config, InferenceConfig
+from expressiond.inference.factory import compile_models, resolve_num_requests, warm_up
 from expressiond.events import Frame
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
 cfg = Config(models_dir=sys.argv[1], inference=InferenceConfig(precision=sys.argv[2]))

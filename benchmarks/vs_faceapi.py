@@ -51,12 +51,12 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from expressiond import __version__, paths  # noqa: E402
-from expressiond.config_types import Config, InferenceConfig, ModelConfig  # noqa: E402
+from expressiond.config import ClassifierConfig, Config, DetectorConfig, InferenceConfig  # noqa: E402
 from expressiond.events import Frame  # noqa: E402
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer  # noqa: E402
+from expressiond.inference.factory import compile_models, resolve_num_requests  # noqa: E402
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams  # noqa: E402
-from expressiond.runtime import compile_models, resolve_num_requests  # noqa: E402
 from expressiond.tracking import iou  # noqa: E402
 
 log = logging.getLogger("vs_faceapi")
@@ -262,8 +262,8 @@ def bench_async(
     if not daemon_models:
         cfg = replace(
             cfg,
-            detector=ModelConfig(paths.BUILTIN_DETECTOR),
-            classifier=ModelConfig(paths.BUILTIN_CLASSIFIER, flip=False, crop="model"),
+            detector=DetectorConfig(model=paths.BUILTIN_DETECTOR),
+            classifier=ClassifierConfig(model=paths.BUILTIN_CLASSIFIER, flip=False, crop="model"),
         )
     det, cls = compile_models(cfg)
     n_req = resolve_num_requests(cfg, det)

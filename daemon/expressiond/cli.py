@@ -1,6 +1,11 @@
 """Command line: ``expressiond <command>``. Parses arguments and dispatches; the work lives in
-the modules named by each command. Operator mistakes end with one line on stderr and the
-exit code of their ExpressiondError (78 config/model, 2 usage, 1 runtime); no traceback."""
+the modules named by each command (the daemon in expressiond.daemon, the one-shot commands in
+expressiond.tools), imported only when the command runs. Operator mistakes end with one line on
+stderr and the exit code of their ExpressiondError (78 config/model, 2 usage, 1 runtime); no
+traceback.
+
+Thread: the main thread.
+"""
 
 from __future__ import annotations
 
@@ -9,58 +14,36 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from . import __version__
-from .errors import EXIT_USAGE, ExpressiondError
-from .paths import BUILTIN_CLASSIFIER, DEFAULT_DETECTOR, PRECISIONS, default_models_dir
-
-
-def _models_dir(args) -> Path:
-    return Path(args.models) if getattr(args, "models", None) else default_models_dir()
-
-
-def _analyzer(args):
-    from .inference.analyzer import AnalyzerSettings, FaceAnalyzer
-
-    return FaceAnalyzer(
-        AnalyzerSettings(
-            models_dir=_models_dir(args),
-            device=args.device,
-            precision=args.precision,
-            detector=args.detector,
-            classifier=args.classifier,
-            score_threshold=args.threshold,
-            flip=args.flip,
-            crop=args.crop,
-            margin=args.margin,
-            fit_crops=args.fit_crops,
-        )
-    )
+from expressiond import __version__
+from expressiond.config import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG
+from expressiond.errors import EXIT_USAGE, ExpressiondError
+from expressiond.paths import PRECISIONS
+from expressiond.tools import options
 
 
 def cmd_models_build(args) -> int:
-    from .modelbuild.build import build_models
+    from expressiond.tools.modelbuild.build import build_models
 
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    rows = build_models(_models_dir(args), force=args.force, progress=progress)
+    rows = build_models(options.models_dir(args), force=args.force, progress=progress)
     if args.json:
-        print(json.dumps({"models_dir": str(_models_dir(args)), "models": rows}, indent=2))
+        print(json.dumps({"models_dir": str(options.models_dir(args)), "models": rows}, indent=2))
     return 0
 
 
 def cmd_classify(args) -> int:
-    from .classify import run_classify
+    from expressiond.tools.classify import run_classify
 
     annotate = Path(args.annotate) if args.annotate else None
-    return run_classify(_analyzer(args), args.images, args.json, annotate)
+    return run_classify(options.analyzer(args), args.images, args.json, annotate)
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import dump_json, evaluate, print_report
+    from expressiond.tools.evaluate import dump_json, evaluate, print_report
 
     image_dir = Path(args.dir)
     if not image_dir.is_dir():
@@ -71,7 +54,7 @@ def cmd_evaluate(args) -> int:
         if not args.json and sys.stderr.isatty():
             print(f"\r{k}/{n}", end="", file=sys.stderr, flush=True)
 
-    result = evaluate(_analyzer(args), image_dir, labels, args.crops, progress)
+    result = evaluate(options.analyzer(args), image_dir, labels, args.crops, progress)
     if sys.stderr.isatty() and not args.json:
         print(file=sys.stderr)
     dump_json(result) if args.json else print_report(result)
@@ -79,12 +62,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_evaluate_detector(args) -> int:
-    from .evaluate import run_clips
+    from expressiond.tools.evaluate import run_clips
 
-    return run_clips(_analyzer(args), args.clips, args.json)
-
-
-DEFAULT_CONFIG = "/etc/expressiond/expressiond.toml"
+    return run_clips(options.analyzer(args), args.clips, args.json)
 
 
 def _config_path(args) -> str:
@@ -92,12 +72,10 @@ def _config_path(args) -> str:
 
 
 def cmd_check_config(args) -> int:
-    from .config import check_camera_sources, check_model_files, load_config
+    from expressiond.config import load_checked
 
     path = args.file or _config_path(args)
-    cfg = load_config(path)
-    check_model_files(cfg)
-    check_camera_sources(cfg)
+    cfg = load_checked(path)
     if args.json:
         print(json.dumps({"ok": True, "config": cfg.to_dict()}, indent=2))
     else:
@@ -111,7 +89,7 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .daemon_main import run_daemon
+    from expressiond.daemon.main import run_daemon
 
     return run_daemon(
         _config_path(args),
@@ -124,45 +102,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from dataclasses import replace
+    from expressiond.tools.benchmark.run import command
 
-    from . import benchmark as bm
-    from .config import load_config
-    from .config_types import Config, InferenceConfig
-
-    cfg = load_config(args.config, require_cameras=False) if args.config else Config()
-    inf = cfg.inference
-    cfg = replace(
-        cfg,
-        inference=replace(inf, device=args.device or inf.device, precision=args.precision or inf.precision),
-    )
-    if args.models:
-        cfg = replace(cfg, models_dir=args.models)
-    assert isinstance(cfg.inference, InferenceConfig)
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(args.clip) if args.clip else bm.samples_clip(cfg.models_path(), Path(tmp) / "s.avi")
-        result = bm.run_benchmark(
-            cfg,
-            clip,
-            args.seconds,
-            args.max_requests,
-            progress=lambda m: print(m, file=sys.stderr, flush=True),
-            rounds=args.rounds,
-            streams=bm.parse_streams(args.streams),
-        )
-    if args.json:
-        bm.write_json(result, Path(args.json))
-    if args.plot:
-        bm.plot(result, Path(args.plot))
-    bm.print_table(result)
-    return 0
+    return command(args)
 
 
 def cmd_devices(args) -> int:
-    from .config import load_config
-    from .config_types import Config
-    from .errors import DeviceError
-    from .inference.device_report import device_report, format_report
+    from expressiond.config import load_config
+    from expressiond.config.model import Config
+    from expressiond.errors import DeviceError
+    from expressiond.inference.device_report import device_report, format_report
 
     path = args.config or os.environ.get("EXPRESSIOND_CONFIG")
     if path is None and Path(DEFAULT_CONFIG).is_file():
@@ -186,7 +135,7 @@ def cmd_devices(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .convert import ConvertOptions, convert, parse_labels, parse_numbers
+    from expressiond.tools.convert import ConvertOptions, convert, parse_labels, parse_numbers, print_summary
 
     opts = ConvertOptions(
         precision=args.precision,
@@ -201,53 +150,8 @@ def cmd_convert(args) -> int:
         head=args.head,
     )
     result = convert(Path(args.src), opts)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        inp = result["input"]
-        norm = ""
-        if "mean" in inp or "scale" in inp:
-            norm = f", (x - {inp.get('mean', 0)}) / {inp.get('scale', 1)}"
-        print(
-            f"{result['xml']}: {result['format']} -> IR {result['precision']}; input "
-            f"{inp['size'][0]}x{inp['size'][1]} {inp['color']} {inp['layout']}{norm}; "
-            f"{result['output_kind']} over {len(result['labels'])} labels "
-            f"({', '.join(result['labels'])})"
-        )
-        print(f"metadata: {result['metadata']}; checked on the CPU")
-        print(f'use it: [classifier] model = "{result["xml"]}"')
+    print(json.dumps(result, indent=2)) if args.json else print_summary(result)
     return 0
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="CPU", help="OpenVINO device string (default CPU)")
-    p.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
-    p.add_argument("--models", metavar="DIR", help="built model directory (default: %(default)s)")
-    p.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector: model name or .xml")
-    p.add_argument("--classifier", default=BUILTIN_CLASSIFIER, help="classifier: builtin or .xml")
-    p.add_argument("--threshold", type=float, default=None, help="face score threshold")
-    p.add_argument(
-        "--flip",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="average each face with its mirror image (default: on)",
-    )
-    p.add_argument(
-        "--crop",
-        default="auto",
-        choices=("auto", "model", "box", "square"),
-        help="how a face box becomes the classifier input (default: auto)",
-    )
-    p.add_argument("--margin", type=float, default=None, help="scale the face box first")
-    p.add_argument(
-        "--fit-crops",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fit each face crop to the classifier's own size with OpenCV, as the "
-        "daemon does (default: on; --no-fit-crops: the model's own resize, exactly "
-        "as face-api preprocesses)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,19 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="faces and expressions in image files")
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--annotate", metavar="DIR", help="write copies with boxes and labels")
-    _add_model_options(classify)
+    options.add_model_options(classify)
     classify.set_defaults(func=cmd_classify)
 
     evaluate = sub.add_parser("evaluate", help="accuracy on a labelled image folder")
     evaluate.add_argument("dir", metavar="DIR")
     evaluate.add_argument("--labels", metavar="CSV", help="columns file,label (default DIR/labels.csv)")
     evaluate.add_argument("--crops", action="store_true", help="each image is already one face")
-    _add_model_options(evaluate)
+    options.add_model_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     clips = sub.add_parser("evaluate-detector", help="faces per frame on video clips")
     clips.add_argument("clips", nargs="+", metavar="VIDEO")
-    _add_model_options(clips)
+    options.add_model_options(clips)
     clips.set_defaults(func=cmd_evaluate_detector)
 
     run = sub.add_parser("run", help="run the daemon: cameras -> expressions -> events")
@@ -370,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error_prefix() -> str:
     """<3> (err) when stderr is systemd's journal stream, so `journalctl -p err` finds the line."""
-    from .systemd import stream_is_journal
+    from expressiond.systemd import stream_is_journal
 
     return "<3>" if stream_is_journal(sys.stderr, os.environ) else ""
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Box, ExpressionEvent, FrameResult, utc_iso
+from expressiond.events import Box, ExpressionEvent, FrameResult, utc_iso
 
 log = logging.getLogger(__name__)
 

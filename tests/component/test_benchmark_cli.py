@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from expressiond.bench_daemon import DaemonSpec, clip_camera, run_group
-from expressiond.config_types import Config
+from expressiond.config import Config
+from expressiond.tools.benchmark.daemon import DaemonSpec, clip_camera, run_group
 
 pytestmark = pytest.mark.slow
 

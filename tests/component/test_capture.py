@@ -22,16 +22,12 @@ import cv2
 import numpy as np
 import pytest
 
-from expressiond.capture import (
-    CameraCapture,
-    LatestFrameSlot,
-    jpeg_complete,
-    normalise_image,
-    redact,
-    source_kind,
-    source_problem,
-)
 from expressiond.events import Frame
+from expressiond.sources import kind_of, probe, redact
+from expressiond.sources.capture import CameraCapture
+from expressiond.sources.folder import jpeg_complete
+from expressiond.sources.frames import normalise_image
+from expressiond.sources.slot import LatestFrameSlot
 
 VIDEO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video"
 AVI = VIDEO_DIR / "head-pose-face-detection-male.avi"
@@ -85,8 +81,8 @@ def assert_delivered(frames, cap: CameraCapture, expected: list[int]) -> dict[in
     idx = [f.index for f in frames]
     it = iter(expected)
     assert all(i in it for i in idx), (idx, expected)  # an ordered subsequence
-    assert len(idx) + cap.stats()["frames_dropped"] == len(expected)
-    assert cap.stats()["frames_dropped"] <= 2, "the consumer is fast: at most a stall or two"
+    assert len(idx) + cap.stats().frames_dropped == len(expected)
+    assert cap.stats().frames_dropped <= 2, "the consumer is fast: at most a stall or two"
     return {f.index: f for f in frames}
 
 
@@ -146,14 +142,17 @@ def test_normalise_image_converts_or_refuses():
 
 
 def test_source_kinds_redaction_and_problems(tmp_path):
-    assert source_kind("/dev/video0") == source_kind("2") == "v4l2"
-    assert source_kind("rtsp://cam/1") == source_kind("https://x/y.mjpg") == "stream"
-    assert source_kind(str(tmp_path)) == "folder" and source_kind("clip.avi") == "file"
-    assert redact("rtsp://admin:secret@10.0.0.5/s") == "rtsp://***@10.0.0.5/s"
-    assert "does not exist" in source_problem(str(tmp_path / "nope.avi"))
-    assert "no .jpg" in source_problem(str(tmp_path))
+    assert kind_of("/dev/video0") == kind_of("2") == "v4l2"
+    assert kind_of("rtsp://cam/1") == kind_of("https://x/y.mjpg") == "stream"
+    assert kind_of(str(tmp_path)) == "folder" and kind_of("clip.avi") == "file"
+    assert redact("rtsp://admin:secret@10.0.0.5/s") == "rtsp://admin:***@10.0.0.5/s"
+    assert redact("rtsp://u:p@ss@cam:554/x?a=b@c") == "rtsp://u:***@cam:554/x?a=b@c"
+    assert redact("rtsp://token@cam/s") == "rtsp://***@cam/s"  # a lone user part may be a secret
+    assert redact("/srv/clips/a@b.avi") == "/srv/clips/a@b.avi" and redact("2") == "2"
+    assert "does not exist" in probe(str(tmp_path / "nope.avi"))
+    assert "no .jpg" in probe(str(tmp_path))
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
-    assert source_problem(str(tmp_path)) is None
+    assert probe(str(tmp_path)) is None
 
 
 # video files -----------------------------------------------------------------------------
@@ -176,9 +175,9 @@ def test_avi_is_paced_at_the_configured_fps_and_ends_cleanly(started):
     age = time.monotonic() - frames[0].captured_mono
     assert frames[0].captured_wall == pytest.approx(time.time() - age, abs=0.5)
     s = cap.stats()
-    assert (s["frames_read"], s["frames_published"], s["frames_skipped"]) == (62, 62, 0)
-    assert (s["bad_frames"], s["reconnects"], s["connected"], s["finished"]) == (0, 0, False, True)
-    assert s["fps"] == pytest.approx(30, rel=0.2)
+    assert (s.frames_read, s.frames_published, s.frames_skipped) == (62, 62, 0)
+    assert (s.bad_frames, s.reconnects, s.connected, s.finished) == (0, 0, False, True)
+    assert s.fps == pytest.approx(30, rel=0.2)
 
 
 @needs_clips
@@ -186,7 +185,7 @@ def test_avi_is_paced_at_the_configured_fps_and_ends_cleanly(started):
 def test_gifs_are_read_whole_and_resized(started, name):
     cap = started(camera(VIDEO_DIR / name, fps=50.0, width=160, height=90))
     frames = drain(cap, timeout=20)
-    assert cap.finished and cap.stats()["frames_read"] == GIFS[name]
+    assert cap.finished and cap.stats().frames_read == GIFS[name]
     assert_delivered(frames, cap, list(range(GIFS[name])))
     assert {f.image.shape for f in frames} == {(90, 160, 3)}
 
@@ -197,7 +196,7 @@ def test_loop_restarts_and_index_keeps_increasing(started):
     frames = drain(cap, timeout=20, until=lambda fr: fr[-1].index >= 130)
     by_index = assert_delivered(frames, cap, list(range(frames[-1].index + 1)))
     assert frames[-1].index >= 130 and not cap.finished
-    assert cap.stats()["loops"] >= 2 and cap.stats()["reconnects"] == 0
+    assert cap.stats().loops >= 2 and cap.stats().reconnects == 0
     # frame k of a later pass is frame k of the clip again
     same = [k for k in range(62) if k in by_index and k + 62 in by_index]
     assert len(same) >= 55
@@ -215,7 +214,7 @@ def test_slow_consumer_sees_gaps_and_drops_are_counted(started):
     s = cap.stats()
     assert idx == sorted(set(idx)) and idx[-1] == 61  # newest frame always wins
     assert 8 <= len(frames) <= 30  # ~1 s of clip consumed at ~10/s
-    assert s["frames_dropped"] == 62 - len(frames) == s["frames_published"] - len(frames)
+    assert s.frames_dropped == 62 - len(frames) == s.frames_published - len(frames)
     assert max(np.diff(idx)) >= 3  # drops are visible as gaps
 
 
@@ -227,7 +226,7 @@ def test_realtime_false_delivers_every_frame_to_a_slow_consumer(started):
     frames = drain(cap, timeout=30, consumer_delay=0.06)
     s = cap.stats()
     assert [f.index for f in frames] == list(range(62))
-    assert (s["frames_dropped"], s["frames_skipped"], s["frames_read"]) == (0, 0, 62)
+    assert (s.frames_dropped, s.frames_skipped, s.frames_read) == (0, 0, 62)
     assert cap.finished
     span = frames[-1].captured_mono - frames[0].captured_mono
     assert span >= 61 * 0.06 * 0.9, span  # paced by the consumer, not by fps
@@ -245,31 +244,31 @@ def test_realtime_false_runs_as_fast_as_the_consumer_not_at_fps(started):
 @needs_clips
 def test_realtime_false_stops_promptly_while_waiting_for_the_consumer(started):
     cap = started(camera(AVI, realtime=False))
-    assert wait_until(lambda: cap.stats()["frames_published"] == 1, 10.0)
+    assert wait_until(lambda: cap.stats().frames_published == 1, 10.0)
     time.sleep(0.3)  # nobody takes the frame: the thread waits in the slot
-    assert cap.stats()["frames_read"] == 1
+    assert cap.stats().frames_read == 1
     t0 = time.monotonic()
     assert cap.stop(3.0) and time.monotonic() - t0 < 1.0
 
 
 @needs_clips
 def test_file_that_disappears_and_returns_reconnects(started, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="expressiond.capture")
+    caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     clip = tmp_path / "clip.avi"
     shutil.copy(AVI, clip)
     cap = started(camera(clip, fps=120.0, loop=True, reconnect_max_s=0.5))
     assert len(drain(cap, timeout=10, until=lambda fr: len(fr) >= 5)) >= 5
     clip.rename(tmp_path / "away.avi")
-    assert wait_until(lambda: cap.stats()["open_failures"] >= 4, 15), cap.stats()
+    assert wait_until(lambda: cap.stats().open_failures >= 4, 15), cap.stats()
     assert not cap.connected
-    before = cap.stats()["frames_read"]
+    before = cap.stats().frames_read
     (tmp_path / "away.avi").rename(clip)
     t_back = time.monotonic()
     frames = drain(cap, timeout=10, until=lambda fr: fr[-1].index > before + 5)
     assert frames and frames[-1].index > before + 5
     assert time.monotonic() - t_back < 0.5 * 1.25 + 3.0  # within one capped backoff + slack
     s = cap.stats()
-    assert s["reconnects"] == 1 and s["connected"]
+    assert s.reconnects == 1 and s.connected
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "clip.avi does not exist" in warnings[0].getMessage()
     assert any("back after" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records)
@@ -295,7 +294,7 @@ def _write_folder(folder: Path) -> None:
 
 
 def test_image_folder_skips_bad_files_converts_odd_ones_and_ends(started, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="expressiond.capture")
+    caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     _write_folder(tmp_path)
     cap = started(camera(tmp_path, fps=50.0))
     frames = drain(cap, timeout=10)
@@ -310,14 +309,14 @@ def test_image_folder_skips_bad_files_converts_odd_ones_and_ends(started, tmp_pa
     }
     assert all(check(by_index[i].image) for i, check in expect.items() if i in by_index)
     s = cap.stats()
-    assert (s["frames_read"], s["bad_frames"], s["frames_converted"]) == (9, 4, 3)
+    assert (s.frames_read, s.bad_frames, s.frames_converted) == (9, 4, 3)
     text = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     for needle in ("001.jpg: empty file", "002.jpg: truncated JPEG", "008.png", "9000x2"):
         assert needle in text
 
 
 def test_image_folder_loops_in_name_order_at_fps(started, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="expressiond.capture")
+    caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     for i, value in enumerate((10, 20, 30)):
         cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((20, 20, 3), value, np.uint8))
     (tmp_path / "zz.jpg").write_bytes(b"")  # bad in every pass, warned about once
@@ -331,21 +330,21 @@ def test_image_folder_loops_in_name_order_at_fps(started, tmp_path, caplog):
     n = len([i for i in good if frames[0].index <= i <= frames[-1].index]) - 1
     assert n / 20 * 0.95 <= span <= n / 20 + 1.0
     s = cap.stats()
-    assert s["loops"] >= 3 and s["bad_frames"] >= 4
+    assert s.loops >= 3 and s.bad_frames >= 4
     warned = [r for r in caplog.records if "zz.jpg" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
 
 
 def test_looping_folder_without_usable_image_backs_off_instead_of_spinning(started, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="expressiond.capture")
+    caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     (tmp_path / "a.jpg").write_bytes(b"")
     (tmp_path / "b.png").write_bytes(b"junk")
     cap = started(camera(tmp_path, fps=30.0, loop=True, reconnect_max_s=1.0))
     time.sleep(2.0)
     s = cap.stats()
     # passes at ~0, 0.5, 1.5 s (+/- jitter): a handful of reads, not thousands
-    assert 4 <= s["frames_read"] <= 10 and s["bad_frames"] == s["frames_read"], s
-    assert s["frames_published"] == 0 and s["reconnects"] == 0
+    assert 4 <= s.frames_read <= 10 and s.bad_frames == s.frames_read, s
+    assert s.frames_published == 0 and s.reconnects == 0
     lost = [r for r in caplog.records if "no usable frame" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING
 
@@ -359,15 +358,15 @@ def test_jpeg_completeness_check():
 
 
 def test_missing_v4l2_device_backs_off_with_one_clear_warning(started, caplog):
-    caplog.set_level(logging.DEBUG, logger="expressiond.capture")
+    caplog.set_level(logging.DEBUG, logger="expressiond.sources.capture")
     path = next(f"/dev/video{n}" for n in range(9, 99) if not os.path.exists(f"/dev/video{n}"))
     cap = started(camera(path, name="door", reconnect_max_s=30.0))
     by_index = started(camera(path.removeprefix("/dev/video"), name="idx", reconnect_max_s=30.0))
     assert by_index.kind == cap.kind == "v4l2"
     time.sleep(2.5)
     # attempts at ~0, 0.5, 1.5 (+/- 25 % jitter), next one not before ~3.0 s
-    assert 2 <= cap.stats()["open_failures"] <= 4, cap.stats()
-    assert not cap.connected and cap.stats()["frames_read"] == 0
+    assert 2 <= cap.stats().open_failures <= 4, cap.stats()
+    assert not cap.connected and cap.stats().frames_read == 0
     assert cap.slot.get(0.05) is None and not cap.finished
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert (
@@ -430,7 +429,7 @@ def _end(proc: subprocess.Popen) -> None:
 @needs_clips
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 def test_http_mjpeg_stream_fps_cap_and_reconnect(started, caplog):
-    caplog.set_level(logging.INFO, logger="expressiond.capture")
+    caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     port = _free_port()
     server = _serve_mjpeg(port)  # 12.5 fps, live pace
     try:
@@ -441,18 +440,18 @@ def test_http_mjpeg_stream_fps_cap_and_reconnect(started, caplog):
         s0, t0 = cap.stats(), time.monotonic()
         frames = drain(cap, timeout=4.0, until=lambda fr: time.monotonic() - t0 >= 4.0)
         s, dt = cap.stats(), time.monotonic() - t0
-        read_fps = (s["frames_read"] - s0["frames_read"]) / dt
-        pub_fps = (s["frames_published"] - s0["frames_published"]) / dt
+        read_fps = (s.frames_read - s0.frames_read) / dt
+        pub_fps = (s.frames_published - s0.frames_published) / dt
         assert 9.0 <= read_fps <= 14.0, read_fps  # read as fast as the stream delivers
         assert 4.0 <= pub_fps <= 5.6, pub_fps  # capped at 5 fps
-        assert s["frames_skipped"] >= 0.4 * s["frames_read"] and s["frames_dropped"] == 0
+        assert s.frames_skipped >= 0.4 * s.frames_read and s.frames_dropped == 0
         assert [f.index for f in frames] == sorted({f.index for f in frames})
         _end(server)
         assert wait_until(lambda: not cap.connected, 10), cap.stats()
         server = _serve_mjpeg(port)
-        before = cap.stats()["frames_read"]
-        assert wait_until(lambda: cap.stats()["frames_read"] > before + 3, 15), cap.stats()
-        assert cap.stats()["reconnects"] == 1 and cap.connected
+        before = cap.stats().frames_read
+        assert wait_until(lambda: cap.stats().frames_read > before + 3, 15), cap.stats()
+        assert cap.stats().reconnects == 1 and cap.connected
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         # ffmpeg may not listen yet when the camera first tries: that is an open failure
         # (its own warning), not a reconnect

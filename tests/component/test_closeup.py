@@ -24,12 +24,12 @@ import pytest
 from expressiond import paths
 from expressiond.config import load_config
 from expressiond.errors import ModelError
-from expressiond.evaluate import evaluate, evaluate_clip, lost_faces, read_clip
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer, product_settings
 from expressiond.inference.augment import mirror_average
 from expressiond.inference.bundled import install_bundled, is_intact
 from expressiond.inference.ovcompat import PartialShape, Type, ov
 from expressiond.inference.ovcompat import opset as ops
+from expressiond.tools.evaluate import evaluate, evaluate_clip, lost_faces, read_clip
 
 from .clipmaker import write_clip
 

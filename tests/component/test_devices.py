@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from expressiond.devices import effective_precision, is_present, plan_device
 from expressiond.errors import DeviceError
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
+from expressiond.inference.devices import effective_precision, is_present, plan_device
 from expressiond.inference.engine import cache_dir_for, compile_net
 from expressiond.inference.metadata import resolve_model
 from expressiond.inference.ovcompat import LEGACY, Core
@@ -199,7 +199,7 @@ def test_static_input_path_on_the_cpu(models_dir, sample_images):
 
 
 def test_static_pipeline_warm_up_accepts_any_frame_size(models_dir):
-    from expressiond.runtime import warm_up
+    from expressiond.inference.factory import warm_up
 
     det = compile_net(
         resolve_model("face-api/ssd_mobilenetv1", models_dir, "FP32"),

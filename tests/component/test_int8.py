@@ -35,10 +35,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from expressiond.evaluate import evaluate
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
 from expressiond.inference.faceapi import face_crop
 from expressiond.paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, builtin_model_dir
+from expressiond.tools.evaluate import evaluate
 from expressiond.tracking import iou
 
 NAMES = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
@@ -46,7 +46,7 @@ NAMES = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
 
 def _int8_module():
     try:
-        from expressiond.modelbuild import int8
+        from expressiond.tools.modelbuild import int8
     except Exception:  # noqa: BLE001 - OpenVINO 2022.3 cannot import the model builder
         return None
     return int8
@@ -260,7 +260,7 @@ def test_build_is_idempotent_and_notices_changed_inputs(int8_mod, int8_models):
 def test_models_build_without_nncf_skips_int8_with_one_notice(int8_mod, models_dir, tmp_path, monkeypatch):
     """FP32/FP16 up to date (copied), no INT8, NNCF "not installed": the build succeeds, says
     so in one line, writes no INT8 and needs no network."""
-    from expressiond.modelbuild.build import build_models
+    from expressiond.tools.modelbuild.build import build_models
 
     for name in NAMES:
         for precision in ("FP32", "FP16"):

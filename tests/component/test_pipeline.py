@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from expressiond.config_types import Config
+from expressiond.config import Config
 from expressiond.events import Frame
 from expressiond.inference.analyzer import FaceAnalyzer, product_settings
+from expressiond.inference.factory import compile_models
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
-from expressiond.runtime import compile_models
 
 
 @pytest.fixture(scope="module")

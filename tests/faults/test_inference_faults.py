@@ -12,8 +12,8 @@ import time
 import pytest
 from faultkit import settle_and_tally, wait_delivered, wait_stats
 
+from expressiond.daemon.faults import FaultPlan, InjectedFault, parse
 from expressiond.errors import ConfigError
-from expressiond.faults import FaultPlan, InjectedFault, parse
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(watched, fault_row):
     """A stop that never returns (a driver call stuck in the kernel) must not hang until
     systemd's SIGKILL: after STOP_GUARD_S the thread stacks go to stderr and the daemon exits 1.
     Events made before the stop are in the spool or delivered, none lost."""
-    from expressiond.daemon_main import STOP_GUARD_S
+    from expressiond.daemon.main import STOP_GUARD_S
 
     col, d = watched("stop-hang", env={"EXPRESSIOND_FAULTS": "stop-hang"})
     assert d.wait_more(3, 60) >= 3, "no events before the stop"

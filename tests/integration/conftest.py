@@ -38,7 +38,7 @@ def mqtt_cfg(tmp_path: Path):
 
 @pytest.fixture
 def publisher_factory() -> Iterator:
-    from expressiond.mqtt import Publisher
+    from expressiond.sinks.mqtt import Publisher
 
     pubs: list[Publisher] = []
 

@@ -17,7 +17,7 @@ import time
 from types import SimpleNamespace
 
 from expressiond.events import ExpressionEvent
-from expressiond.mqtt import Publisher
+from expressiond.sinks.mqtt import Publisher
 
 LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
 

@@ -17,7 +17,7 @@ from broker import LABELS, Broker, event_payloads, make_event, proc_env, wait_un
 from paho.mqtt.enums import CallbackAPIVersion
 
 from expressiond.events import EVENT_SCHEMA, ExpressionEvent
-from expressiond.mqtt import remove_discovery
+from expressiond.sinks.mqtt import remove_discovery
 
 pytestmark = pytest.mark.integration
 EVENTS = "expressiond/dev1/+/event"

@@ -12,10 +12,10 @@ from expressiond.errors import ModelError
 from expressiond.inference.adapters import (
     ClassifierAdapter,
     DetectorAdapter,
-    decode_detection_out,
     grow_box,
     make_adapter,
 )
+from expressiond.inference.detectors.detection_out import decode_detection_out
 from expressiond.inference.metadata import parse_meta
 from expressiond.inference.ovcompat import Core, opset, ov
 from expressiond.inference.preprocess import add_frame_input, check_input

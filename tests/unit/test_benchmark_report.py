@@ -10,13 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from expressiond import benchmark as bm
-from expressiond.bench_daemon import DaemonResult, clip_camera, config_toml
-from expressiond.bench_report import plot, plot_targets
-from expressiond.bench_streams import aggregate, summarise
-from expressiond.config import load_config
-from expressiond.config_types import Config, InferenceConfig
+from expressiond.config import Config, InferenceConfig, load_config
 from expressiond.errors import UsageError
+from expressiond.tools.benchmark import run as bm
+from expressiond.tools.benchmark.daemon import DaemonResult, clip_camera, config_toml
+from expressiond.tools.benchmark.report import plot, plot_targets
+from expressiond.tools.benchmark.streams import aggregate, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +51,9 @@ def test_child_config_loads_with_every_camera(tmp_path):
     loaded = load_config(path)
     assert [c.name for c in loaded.cameras] == ["cam0", "cam1", "cam2"]
     assert {(c.fps, c.loop, c.source) for c in loaded.cameras} == {(30.0, True, str(tmp_path / "clip.avi"))}
-    assert loaded.inference == InferenceConfig("CPU", "FP16", 3, "LATENCY", None)
+    assert loaded.inference == InferenceConfig(
+        device="CPU", precision="FP16", num_requests=3, performance_hint="LATENCY", cache_dir=None
+    )
     assert loaded.mqtt is None and loaded.logging.level == "WARNING"
     assert loaded.models_dir == str(tmp_path)
 

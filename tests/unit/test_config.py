@@ -10,23 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from expressiond import config_types, paths
+from expressiond import paths
 from expressiond.config import (
     CameraConfig,
+    ClassifierConfig,
     Config,
+    DetectorConfig,
     InferenceConfig,
     LoggingConfig,
-    ModelConfig,
     MqttConfig,
     TlsConfig,
     TrackingConfig,
     check_camera_sources,
     check_model_files,
+    from_dict,
     hostname_device_id,
     load_config,
     parse_config,
 )
-from expressiond.config_lines import key_lines
+from expressiond.config import model as config_model
+from expressiond.config.lines import key_lines
 from expressiond.errors import ConfigError, ModelError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,19 +105,46 @@ journal = "no"
 
 
 def test_defaults_match_the_interface_contract(monkeypatch):
-    monkeypatch.setattr(config_types.socket, "gethostname", lambda: "Box.Example")
+    monkeypatch.setattr(config_model.socket, "gethostname", lambda: "Box.Example")
     cfg = parse_config(MINIMAL, "min.toml")
     assert cfg.source == "min.toml"
     assert cfg.device_id == "box-example"
     assert cfg.models_dir is None
-    assert cfg.inference == InferenceConfig("CPU", "FP32", "auto", "THROUGHPUT", None)
-    assert cfg.detector == ModelConfig("omz/face-detection-retail-0005", None, None, 0.5, 0.5, 20, 20)
+    assert cfg.inference == InferenceConfig(
+        device="CPU", precision="FP32", num_requests="auto", performance_hint="THROUGHPUT", cache_dir=None
+    )
+    assert cfg.detector == DetectorConfig(
+        model="omz/face-detection-retail-0005",
+        device=None,
+        precision=None,
+        threshold=0.5,
+        nms_iou=0.5,
+        max_faces=20,
+        min_face_px=20,
+    )
     assert cfg.classifier.model == "face-api/expression"
     assert (cfg.classifier.device, cfg.classifier.precision) == (None, None)
-    assert cfg.cameras == (CameraConfig("door", "/dev/video0", 10.0, False, None, None, 30.0),)
-    assert cfg.tracking == TrackingConfig(0.3, 10, 0.4, 0.6, 0.4, 3)
+    assert cfg.cameras == (
+        CameraConfig(
+            name="door",
+            source="/dev/video0",
+            fps=10.0,
+            loop=False,
+            width=None,
+            height=None,
+            reconnect_max_s=30.0,
+        ),
+    )
+    assert cfg.tracking == TrackingConfig(
+        iou_threshold=0.3,
+        max_missed_frames=10,
+        ema_alpha=0.4,
+        enter_threshold=0.6,
+        exit_threshold=0.4,
+        min_duration_frames=3,
+    )
     assert cfg.mqtt is None
-    assert cfg.logging == LoggingConfig("INFO", "auto")
+    assert cfg.logging == LoggingConfig(level="INFO", journal="auto")
 
 
 def test_empty_mqtt_table_enables_mqtt_with_defaults():
@@ -144,20 +174,20 @@ def test_full_config_values_and_types():
     door, hall = cfg.cameras
     assert (door.fps, door.width, door.height, door.reconnect_max_s) == (12.5, 1280, 720, 5.0)
     assert isinstance(door.reconnect_max_s, float) and isinstance(cfg.tracking.ema_alpha, float)
-    assert hall.source == "2" and hall.source_kind == "index"
-    assert door.source_kind == "url"
+    assert hall.source == "2" and hall.source_kind == "v4l2"
+    assert door.source_kind == "stream"
     assert cfg.camera("hall_2") is hall
     assert door.realtime and hall.realtime  # the default: played like a camera
-    assert cfg.mqtt.tls == TlsConfig("/etc/ssl/ca.pem", None, None, True)
+    assert cfg.mqtt.tls == TlsConfig(ca_file="/etc/ssl/ca.pem", cert_file=None, key_file=None, insecure=True)
     assert cfg.mqtt.port == 8883 and cfg.mqtt.prefix == "site-a/expressions"
     assert cfg.mqtt.resolved_spool_path() == Path("/var/lib/expressiond/spool.db")
-    assert cfg.logging == LoggingConfig("DEBUG", "no")
+    assert cfg.logging == LoggingConfig(level="DEBUG", journal="no")
 
 
 def test_shipped_config_loads_with_the_documented_defaults():
     cfg = load_config(SHIPPED)
     assert cfg.source == str(SHIPPED)
-    assert cfg.cameras == (CameraConfig("demo", "samples", 10.0, True),)
+    assert cfg.cameras == (CameraConfig(name="demo", source="samples", fps=10.0, loop=True),)
     assert cfg.cameras[0].source_kind == "samples"
     assert (cfg.inference.device, cfg.inference.precision) == ("CPU", "FP32")
     assert cfg.mqtt == MqttConfig(host="127.0.0.1", port=1883)
@@ -176,7 +206,8 @@ def test_shipped_config_documents_every_key():
     expected = (
         {"device_id", "models_dir"}
         | _fields(InferenceConfig)
-        | _fields(ModelConfig)
+        | _fields(DetectorConfig)
+        | _fields(ClassifierConfig)
         | _fields(CameraConfig)
         | _fields(TrackingConfig)
         | (_fields(MqttConfig) - {"tls"})
@@ -212,10 +243,10 @@ def test_to_dict_is_json_and_round_trips():
     assert json.loads(json.dumps(data)) == data
     assert set(data) == {f.name for f in dataclasses.fields(Config)} - {"key_lines"}
     assert set(data["classifier"]) == {"model", "device", "precision", "flip", "crop", "margin"}
-    back = Config.from_dict(json.loads(json.dumps(data)))
+    back = from_dict(json.loads(json.dumps(data)))
     assert back == cfg and back.source == "full.toml"
     minimal = parse_config(MINIMAL)
-    assert Config.from_dict(minimal.to_dict()) == minimal
+    assert from_dict(minimal.to_dict()) == minimal
 
 
 def test_to_dict_redacts_camera_url_passwords_by_default():
@@ -256,7 +287,7 @@ def test_hostname_device_id_sanitises(hostname, device_id):
 
 
 def test_hostname_device_id_uses_the_real_hostname(monkeypatch):
-    monkeypatch.setattr(config_types.socket, "gethostname", lambda: "Edge.Box.LAN")
+    monkeypatch.setattr(config_model.socket, "gethostname", lambda: "Edge.Box.LAN")
     assert hostname_device_id() == "edge-box-lan"
 
 

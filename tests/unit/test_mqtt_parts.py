@@ -11,16 +11,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from expressiond.errors import EXIT_CONFIG, ConfigError
-from expressiond.mqtt import MqttPublisher, Publisher
-from expressiond.mqtt.connection import Backoff, connack_problem, tls_context
-from expressiond.mqtt.credentials import read_password
-from expressiond.mqtt.discovery import (
+from expressiond.sinks.mqtt import MqttPublisher, Publisher
+from expressiond.sinks.mqtt.connection import Backoff, connack_problem, tls_context
+from expressiond.sinks.mqtt.credentials import read_password
+from expressiond.sinks.mqtt.discovery import (
     MAX_INBOUND_PAYLOAD,
     discovery_payload,
     is_ha_online,
     remove_discovery,
 )
-from expressiond.mqtt.topics import Topics
+from expressiond.sinks.mqtt.topics import Topics
 
 SECRET = "top-Secret-pw-123"
 

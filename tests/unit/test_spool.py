@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from expressiond.errors import ConfigError
-from expressiond.mqtt.spool import Spool
+from expressiond.sinks.mqtt.spool import Spool
 
 
 def fill(spool: Spool, n: int, start: int = 0) -> list[int]:
@@ -66,7 +66,7 @@ def test_appended_rows_survive_sigkill(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(expressiond.__file__).parent.parent))
     code = textwrap.dedent(f"""
         import os, signal
-        from expressiond.mqtt.spool import Spool
+        from expressiond.sinks.mqtt.spool import Spool
         s = Spool({str(db)!r}, 10000)
         for i in range(500):
             s.append("t/event", b"e%d" % i)

@@ -355,7 +355,7 @@ def test_bad_values_are_config_errors(level, journal, clean_root):
 
 def test_handler_falls_back_to_native_protocol_without_systemd_python(monkeypatch, receiver):
     sock, path = receiver
-    monkeypatch.setattr(sd, "systemd_python_sender", lambda: None)
+    monkeypatch.setattr(sd.journal, "systemd_python_sender", lambda: None)
     handler = sd.JournalHandler(socket_path=path)
     assert handler.backend == "native"
     logger = logging.getLogger("expressiond.test.fallback")

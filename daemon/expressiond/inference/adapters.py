@@ -6,10 +6,8 @@ returns a DetectorAdapter or ClassifierAdapter. The pipeline and the analyzer on
 adapters: ``fetch`` copies the outputs of a finished request (cheap, safe in a callback),
 ``detect``/``scores`` turn those copies into faces or class scores (coordinator thread).
 
-Output kinds:
-- faceapi_ssd: face-api's SSD ("boxes" [1, N, 4], "scores" [1, N]), decoded exactly as face-api.
-- ssd_detection_out: a DetectionOutput [1, 1, N, 7] of (image_id, label, conf, x_min, y_min,
-  x_max, y_max) in 0..1 of the input (Open Model Zoo face-detection-retail-0004/0005, -adas-0001).
+Output kinds: a detector's are the kinds of detectors/ (faceapi_ssd, ssd_detection_out), each
+one module there; a classifier's are
 - softmax: class probabilities that sum to 1.
 - sigmoid: independent per-class scores (the 2019 write-up's multi-label Keras heads); top-1 is
   the argmax, the scores are reported as the model gives them.
@@ -21,65 +19,16 @@ import math
 
 import numpy as np
 
-from ..errors import ModelError
-from ..paths import BUILTIN_CLASSIFIER
-from . import faceapi
-from .metadata import ModelMeta
-from .ovcompat import error_reason, port_name
-from .preprocess import InputFacts, add_frame_input, check_input, make_static
+from expressiond.errors import ModelError
+from expressiond.inference import faceapi
+from expressiond.inference.detectors import detector_kind
+from expressiond.inference.metadata import ModelMeta
+from expressiond.inference.outputs import HEAD_OPS, dims, find_output, head_op
+from expressiond.inference.ovcompat import error_reason, port_name
+from expressiond.inference.preprocess import InputFacts, add_frame_input, check_input, make_static
+from expressiond.paths import BUILTIN_CLASSIFIER
 
-# ops that do not change what a head means, skipped when looking for the Softmax/Sigmoid
-_PASSTHROUGH = {
-    "Convert",
-    "Reshape",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Identity",
-    "FakeQuantize",
-    "Result",
-}
-_HEAD_OPS = {"Softmax": "softmax", "SoftMax": "softmax", "LogSoftmax": "log-softmax", "Sigmoid": "sigmoid"}
 STATIC_FALLBACK = (320, 320)  # static size for a dynamic model that states none (NPU, MYRIAD)
-
-
-def _dims(port) -> list[int]:
-    shape = port.get_partial_shape()
-    if shape.rank.is_dynamic:
-        return []
-    return [d.get_length() if d.is_static else -1 for d in shape]
-
-
-def _find_output(model, name: str | None, where: str, what: str) -> int:
-    if name is None:
-        if len(model.outputs) != 1:
-            names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
-            raise ModelError(
-                f"{where}: the model has {len(model.outputs)} outputs ({names}); "
-                f'name the {what} in the metadata key "output"'
-            )
-        return 0
-    for i, port in enumerate(model.outputs):
-        if name in port.get_names():
-            return i
-    names = ", ".join(sorted(n for o in model.outputs for n in o.get_names()))
-    raise ModelError(
-        f"{where}: metadata names output {name!r} but the model's outputs are "
-        f'{names}; fix "output" in the metadata'
-    )
-
-
-def head_op(model, index: int) -> str | None:
-    """The op type that makes output ``index`` (Softmax, Sigmoid, ...), through reshapes."""
-    node = model.outputs[index].get_node()
-    for _ in range(8):
-        kind = node.get_type_name()
-        if kind not in _PASSTHROUGH:
-            return kind
-        if node.get_input_size() == 0:
-            return None
-        node = node.input_value(0).get_node()
-    return None
 
 
 class _Adapter:
@@ -126,33 +75,16 @@ class _Adapter:
 
 
 class DetectorAdapter(_Adapter):
+    """A face detector; how its outputs are read is its kind's (detectors/, by output_kind)."""
+
     default_static = (640, 480)
 
     def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
         super().__init__(model, meta, facts, where)
+        self.decoder = detector_kind(meta.output_kind)(model, meta, where)
+        self.output_indices = self.decoder.output_indices
+        self.pad = self.decoder.pad
         pp = meta.postprocess
-        if meta.output_kind == "faceapi_ssd":
-            idx = [_find_output(model, name, where, name) for name in ("boxes", "scores")]
-            boxes, scores = (_dims(model.outputs[i]) for i in idx)
-            if len(boxes) != 3 or boxes[-1] != 4 or len(scores) != 2:
-                raise ModelError(
-                    f"{where}: output_kind faceapi_ssd needs boxes [1, N, 4] and "
-                    f"scores [1, N]; the model has {boxes} and {scores}"
-                )
-            self.output_indices = tuple(idx)
-            self.input_size = int(pp.get("input_size", 512))
-            self.pad = "bottom-right" if meta.input.embedded else "none"
-        else:  # ssd_detection_out
-            i = _find_output(model, meta.output, where, "detection output")
-            dims = _dims(model.outputs[i])
-            if len(dims) != 4 or dims[-1] != 7:
-                name = port_name(model.outputs[i], f"output {i}")
-                raise ModelError(
-                    f"{where}: output_kind ssd_detection_out needs a [1, 1, N, 7] output but "
-                    f"{name} is {dims or 'of dynamic rank'}; fix output_kind in the metadata"
-                )
-            self.output_indices = (i,)
-            self.class_id = pp.get("class_id")
         self.score_threshold = float(pp.get("score_threshold", 0.5))
         self.nms_iou = float(pp.get("nms_iou", 0.5))
         self.max_results = int(pp.get("max_results", 100))
@@ -173,41 +105,7 @@ class DetectorAdapter(_Adapter):
         thr = self.score_threshold if score_threshold is None else score_threshold
         iou = self.nms_iou if nms_iou is None else nms_iou
         top = self.max_results if max_results is None else max_results
-        if self.meta.output_kind == "faceapi_ssd":
-            return faceapi.decode_detections(
-                outputs[0][0], outputs[1][0], width, height, self.input_size, thr, iou, top
-            )
-        return decode_detection_out(outputs[0], width, height, thr, iou, top, self.class_id)
-
-
-def decode_detection_out(
-    out: np.ndarray,
-    width: int,
-    height: int,
-    score_threshold: float,
-    nms_iou: float,
-    max_results: int,
-    class_id=None,
-):
-    """[1, 1, N, 7] DetectionOutput rows -> faces, best first, after a greedy NMS."""
-    rows = np.asarray(out, dtype=np.float32).reshape(-1, 7)
-    end = np.nonzero(rows[:, 0] < 0)[0]  # image_id -1 ends the list
-    rows = rows[: end[0]] if len(end) else rows
-    if class_id is not None:
-        rows = rows[rows[:, 1] == class_id]
-    box = np.clip(rows[:, 3:7], 0.0, 1.0)
-    keep = (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1])
-    rows, box = rows[keep], box[keep]
-    tlbr = box[:, [1, 0, 3, 2]]
-    order = faceapi.nms_faceapi(tlbr, rows[:, 2], max_results, nms_iou, score_threshold)
-    faces = []
-    for i in order:
-        x0, y0, x1, y1 = (float(v) for v in box[i])
-        rel = (x0, y0, x1 - x0, y1 - y0)
-        faces.append(
-            (float(rows[i, 2]), rel, (rel[0] * width, rel[1] * height, rel[2] * width, rel[3] * height))
-        )
-    return faces
+        return self.decoder.decode(outputs, width, height, thr, iou, top)
 
 
 class ClassifierAdapter(_Adapter):
@@ -216,19 +114,19 @@ class ClassifierAdapter(_Adapter):
 
     def __init__(self, model, meta: ModelMeta, facts: InputFacts, where: str):
         super().__init__(model, meta, facts, where)
-        i = _find_output(model, meta.output, where, "class scores")
-        dims = _dims(model.outputs[i])
-        if dims and -1 not in dims:
-            values = math.prod(dims)
-            if values != len(meta.labels) or sum(d > 1 for d in dims) > 1:
+        i = find_output(model, meta.output, where, "class scores")
+        shape = dims(model.outputs[i])
+        if shape and -1 not in shape:
+            values = math.prod(shape)
+            if values != len(meta.labels) or sum(d > 1 for d in shape) > 1:
                 name = port_name(model.outputs[i], f"output {i}")
                 raise ModelError(
                     f"{where}: metadata lists {len(meta.labels)} labels but the model's output "
-                    f"{name} {dims} gives {values} values; the labels must name every output "
+                    f"{name} {shape} gives {values} values; the labels must name every output "
                     "value, in order"
                 )
         head = head_op(model, i)
-        found = _HEAD_OPS.get(head or "")
+        found = HEAD_OPS.get(head or "")
         if found == "log-softmax":
             raise ModelError(
                 f"{where}: the output comes from a LogSoftmax layer "
@@ -252,7 +150,7 @@ class ClassifierAdapter(_Adapter):
 
     def mirror_average(self) -> None:
         """Average over the crop and its mirror image, inside the graph (augment.py)."""
-        from .augment import mirror_average
+        from expressiond.inference.augment import mirror_average
 
         self.model = mirror_average(self.model, self.where)
         self.flip = True

@@ -7,6 +7,8 @@ and expression net as the original library does; tests/golden relies on that).
 averaging and the "auto" crop. Extras for measuring alternatives: ``detector_pads`` runs the
 detector on the frame centred in a canvas ``pad`` times its size (several pads: one NMS over
 all), ``ensemble`` averages in a second classifier for the labels it has.
+
+Thread: the caller's; an analyzer holds one infer request per network, so one thread uses it.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..devices import effective_precision
-from ..events import Face
-from ..paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, DEFAULT_DETECTOR
-from . import faceapi
-from .engine import CompiledNet, compile_net
-from .metadata import resolve_model
+from expressiond.config.keys import default_of
+from expressiond.config.model import ClassifierConfig, DetectorConfig, InferenceConfig
+from expressiond.events import Face
+from expressiond.inference import faceapi
+from expressiond.inference.devices import effective_precision
+from expressiond.inference.engine import CompiledNet, compile_net
+from expressiond.inference.metadata import resolve_model
+from expressiond.paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR
 
 
 @dataclass(frozen=True)
 class AnalyzerSettings:
     models_dir: Path
-    device: str = "CPU"
-    precision: str = "FP32"
+    device: str = default_of(InferenceConfig, "device")
+    precision: str = default_of(InferenceConfig, "precision")
     detector: str = BUILTIN_DETECTOR
     classifier: str = BUILTIN_CLASSIFIER
     score_threshold: float | None = None  # None: the model's own default
@@ -45,8 +49,17 @@ class AnalyzerSettings:
 
 
 def product_settings(models_dir: Path, **overrides) -> AnalyzerSettings:
-    """The daemon's defaults (config/expressiond.toml) as analyzer settings."""
-    base = AnalyzerSettings(models_dir, detector=DEFAULT_DETECTOR, flip=True, crop="auto", fit_crops=True)
+    """The daemon's defaults (the key declarations of config/model.py) as analyzer settings."""
+    detector, classifier = DetectorConfig(), ClassifierConfig()
+    base = AnalyzerSettings(
+        models_dir,
+        detector=detector.model,
+        classifier=classifier.model,
+        flip=classifier.flip,
+        crop=classifier.crop,
+        margin=classifier.margin,
+        fit_crops=True,  # the daemon's static classifier input (factory.compile_models)
+    )
     return replace(base, **overrides)
 
 

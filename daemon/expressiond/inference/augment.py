@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError
-from .ovcompat import error_reason
-from .ovcompat import opset as ops
+from expressiond.errors import ModelError
+from expressiond.inference.ovcompat import error_reason
+from expressiond.inference.ovcompat import opset as ops
 
 _WIDTH_AXIS = 2  # NHWC
 _INT64_MIN = np.iinfo(np.int64).min

@@ -16,8 +16,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ModelBuildError
-from ..paths import BUNDLED_MODELS, FLOAT_PRECISIONS, bundled_model_dir
+from expressiond.errors import ModelBuildError
+from expressiond.paths import BUNDLED_MODELS, FLOAT_PRECISIONS, bundled_model_dir
 
 IR_FILES = ("model.xml", "model.bin", "model.json")
 NOTICE_FILES = ("LICENSE", "SOURCES.md")

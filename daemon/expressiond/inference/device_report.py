@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from ..devices import effective_precision, install_hint, is_present
-from ..errors import ExpressiondError
-from .engine import compile_net, plain_value, plugin_registered, shared_core
-from .metadata import resolve_model
-from .ovcompat import LEGACY, VERSION, property_value
+from expressiond.errors import ExpressiondError
+from expressiond.inference.devices import effective_precision, install_hint, is_present
+from expressiond.inference.engine import compile_net, plain_value, plugin_registered, shared_core
+from expressiond.inference.metadata import resolve_model
+from expressiond.inference.ovcompat import LEGACY, VERSION, property_value
 
 DEVICE_PROPERTIES = (
     ("full_name", "FULL_DEVICE_NAME"),

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..devices import DevicePlan, base_name, parse_device, plan_device
-from ..errors import DeviceError, ModelError
-from ..paths import default_cache_dir
-from .adapters import ClassifierAdapter, DetectorAdapter, make_adapter
-from .metadata import ModelFiles, ModelMeta, load_meta
-from .ovcompat import LEGACY, Core, error_reason, property_value
+from expressiond.errors import DeviceError, ModelError
+from expressiond.inference.adapters import ClassifierAdapter, DetectorAdapter, make_adapter
+from expressiond.inference.devices import DevicePlan, base_name, parse_device, plan_device
+from expressiond.inference.metadata import ModelFiles, ModelMeta, load_meta
+from expressiond.inference.ovcompat import LEGACY, Core, error_reason, property_value
+from expressiond.paths import default_cache_dir
 
 log = logging.getLogger(__name__)
 

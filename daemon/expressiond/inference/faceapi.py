@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..events import Box
+from expressiond.events import Box
 
 
 def js_round(x: float) -> int:

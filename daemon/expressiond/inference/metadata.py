@@ -32,11 +32,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ModelError
-from ..paths import NAMED_MODELS, builtin_model_dir
+from expressiond.errors import ModelError
+from expressiond.inference.detectors import DETECTOR_KINDS
+from expressiond.paths import NAMED_MODELS, builtin_model_dir
 
 KINDS = ("detector", "classifier")
-OUTPUT_KINDS = {"detector": ("faceapi_ssd", "ssd_detection_out"), "classifier": ("softmax", "sigmoid")}
+OUTPUT_KINDS = {"detector": tuple(DETECTOR_KINDS), "classifier": ("softmax", "sigmoid")}
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("BGR", "RGB", "GRAY")
 ELEMENT_TYPES = ("u8", "f32", "f16")

@@ -6,6 +6,10 @@ threads run the callbacks, which only copy the outputs and put them on one queue
 coordinator thread ("inference-coordinator") does the Python work: NMS, crops, classifier
 submission, collecting the faces of each frame and releasing FrameResults per camera in
 submission order.
+
+Thread: ``submit`` in the caller's thread (the runtime's "frames" feeder); OpenVINO's callback
+threads only put on ``_done``; "inference-coordinator" does the rest. Pending frames and
+in-flight counts are under ``_lock``, the counters in a Counters (read by stats).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..events import Face, Frame, FrameResult
-from .engine import CompiledNet
-from .ovcompat import AsyncInferQueue
+from expressiond.counters import Counters
+from expressiond.events import Face, Frame, FrameResult
+from expressiond.inference.engine import CompiledNet
+from expressiond.inference.ovcompat import AsyncInferQueue
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +83,7 @@ class AsyncPipeline:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
-        self.errors = 0
-        self.frames_done = 0
-        self.faces_done = 0
+        self.counts = Counters("errors", "frames_done", "faces_done")
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator", daemon=True)
         self._thread.start()
@@ -144,7 +147,20 @@ class AsyncPipeline:
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def errors(self) -> int:
+        return self.counts["errors"]
+
+    @property
+    def frames_done(self) -> int:
+        return self.counts["frames_done"]
+
+    @property
+    def faces_done(self) -> int:
+        return self.counts["faces_done"]
 
     # --- coordinator ----------------------------------------------------------------------------
     def _coordinate(self) -> None:
@@ -162,7 +178,7 @@ class AsyncPipeline:
                 else:
                     self._on_classification(key, outputs)
             except Exception as exc:  # noqa: BLE001 - a failed frame must not hang the pipeline
-                self.errors += 1
+                self.counts.add("errors")
                 self._failure = exc
                 log.exception("inference post-processing failed")
                 frame_id = key if kind == "det" else key[0]
@@ -235,8 +251,8 @@ class AsyncPipeline:
             out = ready.pop(nxt)
             self._release[camera] += 1
             released += 1
-            self.frames_done += 1
-            self.faces_done += len(out.faces)
+            self.counts.add("frames_done")
+            self.counts.add("faces_done", len(out.faces))
             try:
                 self._on_result(out)
             except Exception:  # noqa: BLE001 - the consumer's bug must not stop inference

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
-from .metadata import InputSpec
-from .ovcompat import (
+from expressiond.errors import ModelError
+from expressiond.inference.metadata import InputSpec
+from expressiond.inference.ovcompat import (
     ColorFormat,
     Layout,
     PartialShape,
@@ -23,7 +23,7 @@ from .ovcompat import (
     Type,
     port_name,
 )
-from .ovcompat import opset as ops
+from expressiond.inference.ovcompat import opset as ops
 
 # OpenCV's COLOR_BGR2GRAY weights, in B, G, R order
 GRAY_WEIGHTS_BGR = (0.114, 0.587, 0.299)

@@ -1,0 +1,62 @@
+"""Where events go: the ``EventSink`` contract. The service knows only this class; stdout.py,
+journal.py and mqtt/ implement it, and registry.py lists them.
+
+Every method has a no-op default, so a sink overrides only what it does (a webhook: ``build``
+and ``emit``). ``build`` decides from the config and the run options whether the sink exists
+at all (``None``: not for this run).
+
+Thread: emit, publish_state and set_cameras are called from the service's "events" thread (or
+the main thread on reload), publish_stats and status from the main thread, close once from
+the main thread at shutdown: a sink that keeps state across them guards it with a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from expressiond import __version__
+
+if TYPE_CHECKING:
+    from expressiond.config import Config
+    from expressiond.events import ExpressionEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkOptions:
+    """What the command line adds to the config: ``run --stdout``, ``--no-mqtt``, and what the
+    models and the build know (the classifier's labels, the version) for discovery payloads."""
+
+    stdout: bool = False
+    mqtt: bool = True
+    labels: tuple[str, ...] = ()
+    version: str = __version__
+
+
+class EventSink:
+    """The whole contract of a sink, each method a no-op until a sink overrides it."""
+
+    @classmethod
+    def build(cls, cfg: Config, options: SinkOptions) -> EventSink | None:
+        """The sink for this config and run, or None when it is not wanted."""
+        return None
+
+    def emit(self, event: ExpressionEvent) -> None:
+        """Take one event. Must not block the pipeline for long (bounded work)."""
+
+    def publish_state(self, camera: str, state: dict[str, Any]) -> None:
+        """The current expressions of one camera changed (the retained state payload)."""
+
+    def publish_stats(self, stats: dict[str, Any]) -> None:
+        """The periodic stats payload (every [mqtt] stats_interval seconds)."""
+
+    def set_cameras(self, cameras: Sequence[str]) -> None:
+        """A reload changed the camera list."""
+
+    def status(self) -> str | None:
+        """A few words for systemd's STATUS= line ("broker connected"), or None."""
+        return None
+
+    def close(self) -> None:
+        """Flush and release. Called once at shutdown; emit is not called after it."""
