@@ -110,7 +110,8 @@ def classify_block(models: Path) -> str:
 def compile_block() -> str:
     r = run_json([PY, str(BENCH / "compile_times.py"), "--rounds", "7"], BENCH / "compile_times.json")
     roles = ", ".join(
-        f"{role} `{v['model']}` {v['cold_ms']:.0f} ms -> {v['cached_ms']:.0f} ms"
+        f"{role} `{v['model']}` {v['cold_ms']:.0f} ms -> {v['cached_ms']:.0f} ms "
+        f"({v['cold_ms'] / v['cached_ms']:.1f}x)"
         for role, v in r["roles"].items()
     )
     return (
@@ -126,11 +127,14 @@ def crops_block() -> str:
     rows = []
     for size, ms in r["ms_per_crop"].items():
         dyn, fit = ms.values()
-        rows.append(f"{dyn:.2f} -> {fit:.2f} ms at {size} px")
+        cdyn, cfit = r["cpu_ms_per_crop"][size].values()
+        rows.append(
+            f"{dyn:.2f} -> {fit:.2f} ms at {size} px ({dyn / fit:.2f}x; CPU {cdyn:.2f} -> {cfit:.2f} ms)"
+        )
     return (
         f"Measured per crop (`benchmarks/crop_cost.py`: {r['classifier']} {r['precision']} with "
-        f"mirror averaging, median of {r['crops_per_range']} random crops per size range, both "
-        f"inputs side by side): {'; '.join(rows)}.\n\n{stamp()}."
+        f"mirror averaging, {r['crops_per_range']} random crops per size range through both "
+        f"inputs side by side; wall ms median, CPU ms of the process mean): {'; '.join(rows)}.\n\n{stamp()}."
     )
 
 
