@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -254,13 +255,9 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--models", default=os.environ.get("EXPRESSIOND_MODELS", str(REPO / "models" / "ir")))
-    ap.add_argument("--only", action="append", help="a block name (repeatable)")
-    args = ap.parse_args()
-    models = Path(args.models).resolve()
-    blocks = [
+def renderers(models: Path) -> list[tuple[Path, str, Callable[[], str | None]]]:
+    """(file, block name, what writes it) for every generated block, in the order run."""
+    return [
         (README, "classify", lambda: classify_block(models)),
         (README, "compile", compile_block),
         (README, "crops", crops_block),
@@ -273,6 +270,20 @@ def main() -> int:
         (BENCH_README, "loaded", lambda: script_block("bench_table.py", "--part", "loaded")),
         (BENCH_README, "closeup-tables", lambda: script_block("closeup.py", "--render")),
     ]
+
+
+def block_text(text: str, name: str) -> str | None:
+    """The current content of a block, or None when the file has no such block."""
+    m = re.search(rf"<!-- BEGIN:{name} -->\n(.*?)<!-- END:{name} -->", text, re.S)
+    return m.group(1) if m else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--models", default=os.environ.get("EXPRESSIOND_MODELS", str(REPO / "models" / "ir")))
+    ap.add_argument("--only", action="append", help="a block name (repeatable)")
+    args = ap.parse_args()
+    blocks = renderers(Path(args.models).resolve())
     unknown = set(args.only or []) - {name for _f, name, _r in blocks}
     if unknown:
         ap.error(f"unknown block(s) {', '.join(sorted(unknown))}")
