@@ -144,7 +144,8 @@ def golden_workload(n_inputs: int | None) -> dict:
             for i in images
         ],
         "faceapi": "tfjs wasm backend in node, 1 thread, float32 (faces per photo: face-api's "
-        "detections in tests/golden/faceapi_reference.json)",
+        "own detections on the same pixels, recorded with its tfjs cpu backend for the golden "
+        "tests, tests/golden/faceapi_reference.json)",
         "expressiond": "OpenVINO CPU plugin, all cores, face-api's own SSD and expression net "
         "(no flip averaging) unless the row says defaults",
     }
@@ -179,11 +180,17 @@ def faceapi_md(r: dict) -> str:
         )
     else:
         what = f"{f.get('n_inputs')} sample photos (sizes and faces not recorded in this run)"
+    agree = ", ".join(
+        f"{k.split()[0]} {v['top1_agreement_wasm']:.2f}"
+        for k, v in (f.get("expressiond") or {}).items()
+        if k.endswith(" async") and v.get("top1_agreement_wasm") is not None
+    )
     prec = {k: (r.get("precisions") or {}).get(k, {}).get("inference_precision") for k in ("FP16", "INT8")}
     return (
         f"photos per second vs face-api JS ({f.get('faceapi_wasm_ms_per_photo')} ms per photo "
         f"there), same photos: {ratios} (the FP16 IR runs in {prec['FP16'] or '?'} "
-        f"on this CPU). Workload: {what}"
+        f"on this CPU); share of face-api's faces found with the same top-1 expression: "
+        f"{agree}. Workload: {what}"
     )
 
 

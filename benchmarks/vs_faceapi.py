@@ -392,7 +392,7 @@ def workload(inputs: list[tuple[str, np.ndarray]], js_runs: dict) -> dict:
             for n, img in inputs
         ],
         "faceapi": f"tfjs {wasm.get('backend', '?')} backend in node, {info.get('threads', '?')} "
-        f"thread(s), SIMD {info.get('simd', '?')}, float32",
+        f"thread(s), SIMD {({True: 'on', False: 'off'}).get(info.get('simd'), '?')}, float32",
         "expressiond": f"OpenVINO CPU plugin, {os.cpu_count()} cores, face-api's own SSD "
         "and expression net (no flip averaging) unless the row says defaults",
     }
