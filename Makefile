@@ -106,7 +106,9 @@ soak: setup
 	@$(VENV)/bin/pytest -q -m slow tests/faults
 	@$(PY) benchmarks/fault_table.py
 
-# Regenerate the figures in README.md (accuracy now; speed and faults from their results files).
+# Every figure in README.md and benchmarks/README.md (~2-3 min, progress on stderr): re-runs the
+# quick ones (classify example, compile times, per-crop cost, spool commit, accuracy) and
+# renders make bench, the fault suite and benchmarks/closeup.py from their results files.
 figures: setup
 	@$(PY) scripts/figures.py
 

@@ -108,6 +108,7 @@ def faceapi_summary(report: dict) -> dict:
         },
         "by_row": report["ratios"].get("by_row"),
         "n_inputs": report.get("n_inputs"),
+        "workload": report.get("workload"),
         "exit_code": report.get("exit_code", 0),
         "load_avg_start": report.get("load_avg_start"),
         "load_avg_end": report.get("load_avg_end"),

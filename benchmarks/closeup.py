@@ -10,9 +10,10 @@ Speed: every detector runs on the same frame one after the other (interleaved), 
 noise hits all of them alike; the tables give medians and ratios from this one run, with the
 load average before and after. The analyzer's sync requests use the LATENCY hint on the CPU.
 
-    .venv/bin/python benchmarks/closeup.py [--rounds 3] [--no-daemon] [--json OUT]
+    .venv/bin/python benchmarks/closeup.py [--rounds 3] [--no-daemon] [--json OUT] [--render]
 
-Writes benchmarks/closeup.json and prints markdown tables (for README.md).
+Writes benchmarks/closeup.json and prints markdown tables; `--render` only prints the tables
+of an existing file (`make figures` puts them in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -376,7 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds over the dev photos")
     ap.add_argument("--no-daemon", action="store_true", help="skip the daemon clip runs")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "closeup.json"))
+    ap.add_argument(
+        "--render", action="store_true", help="measure nothing: print the tables of the --json file"
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        print(tables(json.loads(Path(args.json).read_text())))
+        return 0
     if not (DEV / "labels.csv").is_file():
         print(f"closeup: no dev photos at {DEV}", file=sys.stderr)
         return 2

@@ -380,6 +380,24 @@ def js_row(doc: dict) -> dict:
     }
 
 
+def workload(inputs: list[tuple[str, np.ndarray]], js_runs: dict) -> dict:
+    """What one "photo" is: size and faces (as face-api wasm found them) of every input, and
+    how each side ran (what a speed ratio is quoted with)."""
+    wasm = js_runs.get("wasm") or next(iter(js_runs.values()), {})
+    faces = {i["name"]: len(i["faces"]) for i in wasm.get("images", [])}
+    info = wasm.get("backend_info") or {}
+    return {
+        "photos": [
+            {"name": n, "width": int(img.shape[1]), "height": int(img.shape[0]), "faces": faces.get(n)}
+            for n, img in inputs
+        ],
+        "faceapi": f"tfjs {wasm.get('backend', '?')} backend in node, {info.get('threads', '?')} "
+        f"thread(s), SIMD {({True: 'on', False: 'off'}).get(info.get('simd'), '?')}, float32",
+        "expressiond": f"OpenVINO CPU plugin, {os.cpu_count()} cores, face-api's own SSD "
+        "and expression net (no flip averaging) unless the row says defaults",
+    }
+
+
 def print_table(report: dict, out=sys.stdout) -> None:
     w = out.write
     w(
@@ -522,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": {"vs_faceapi_js": fp32_async.get("vs_faceapi_wasm"), "by_row": ratios},
         "n_inputs": len(inputs),
         "inputs": [n for n, _ in inputs],
+        "workload": workload(inputs, js_runs),
         "repeat": args.repeat,
         "faceapi": js_runs,
         "expressiond": rows,
