@@ -1,3 +1,6 @@
-"""expressiond: facial-expression events from cameras, inferred with OpenVINO, published over MQTT."""
+"""expressiond: facial-expression events from cameras, inferred with OpenVINO, published over MQTT.
+
+Thread: none (the version only).
+"""
 
 __version__ = "0.1.0"

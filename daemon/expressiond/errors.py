@@ -4,6 +4,8 @@ Every error an operator can cause (bad config, missing or broken model files, un
 input) is an ``ExpressiondError`` with a one-line message that says what to do, and maps to
 a distinct process exit code. The CLI prints the message and exits with that code; no
 traceback is shown for these.
+
+Thread: none; exception classes and exit codes.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Each payload's JSON form lives next to its dataclass. ``ExpressionEvent.to_json`` is the MQTT
 event payload and the ``run --stdout`` line; its ``schema`` number changes only when a field
 is removed or changes meaning (adding a field keeps the number).
+
+Thread: none of its own; the records are frozen, made in one thread and handed to the next
+through the latest-frame slot, the pipeline's queue and the service's event queue.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ with precision FP32, FP16 or INT8 (quantised from FP32 when NNCF is installed), 
 ``models/ir/face-api/expression/FP16/model.xml``. ``<models_dir>/samples/`` holds the sample
 photos that came with the pinned upstream package and ``demo.avi``, a clip made from them (the
 camera source "samples", used by ``make demo``; INT8 is calibrated on the photos).
+
+Thread: none; pure functions of the environment.
 """
 
 from __future__ import annotations

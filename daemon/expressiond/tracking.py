@@ -9,6 +9,9 @@ that frame's raw scores: with smoothing alone a single extreme frame can keep a 
 of the EMA for several frames, so counting raw agreement is what guarantees that one noisy
 frame never makes an event, whatever ema_alpha is. A track's events always read
 ``start (change)* end``: one start, one end (when it is lost or at flush), never a second start.
+
+Thread: ``update``/``current_state`` from "inference-coordinator", ``flush`` and ``stats``
+from the main thread; all state is under the tracker's lock.
 """
 
 from __future__ import annotations

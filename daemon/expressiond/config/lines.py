@@ -7,6 +7,8 @@ It serves error messages only, so it is lenient: on anything unexpected it stops
 returns what it has found so far instead of raising.
 
 Paths are tuples: ``("cameras", 1, "fps")`` is written ``cameras[1].fps`` (0-based index).
+
+Thread: none of its own; pure functions, called by whoever loads a config.
 """
 
 from __future__ import annotations

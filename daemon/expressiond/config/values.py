@@ -4,6 +4,8 @@
 a number is expected: TOML ``true`` is not 1), records a ``Problem`` with the key path when a
 value is wrong, and at ``finish()`` reports every key nobody asked for as unknown. The
 ``Checker`` keeps the problems and turns them into one ConfigError.
+
+Thread: none of its own; one Checker per load, used by the thread that loads.
 """
 
 from __future__ import annotations

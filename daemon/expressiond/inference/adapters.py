@@ -11,6 +11,10 @@ one module there; a classifier's are
 - softmax: class probabilities that sum to 1.
 - sigmoid: independent per-class scores (the 2019 write-up's multi-label Keras heads); top-1 is
   the argmax, the scores are reported as the model gives them.
+
+Thread: built in the main thread at compile; ``fetch`` runs in OpenVINO's callback threads
+(a copy, nothing else); ``detect``/``scores``/``crop`` in "inference-coordinator" (or an
+analyzer's caller).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ The daemon's pipeline, warm-up and request counts stay as they are. A network wh
 fixes batch 1 in a Reshape (face-api's FaceExpressionNet flattens to [1, 256]) gets that
 constant set to 2; a graph that cannot run a batch of two is refused with a ModelError that
 says to turn flip off.
+
+Thread: the main thread, at compile (graph building).
 """
 
 from __future__ import annotations

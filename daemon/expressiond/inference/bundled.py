@@ -6,6 +6,8 @@ A daemon run from the checkout (editable install, tests) finds it there through
 paths.builtin_model_dir. An installed daemon (non-editable, models in <prefix>/share/...) needs
 it in its models directory: ``install_bundled`` copies it there, checking every file against
 the sha256 its metadata records, and is meant to run as part of ``expressiond models build``.
+
+Thread: the main thread (``models build``, model resolution at start).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """``expressiond devices``: what OpenVINO sees on this machine, and whether the configured
-models compile on each device and on the configured one."""
+models compile on each device and on the configured one.
+
+Thread: the command's main thread.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ what to install. AUTO and MULTI lists fall back to the listed devices that are p
 say so); a plain device or a HETERO list must be present as written. ``effective_precision``
 applies the device's precision rules (MYRIAD runs FP16 only). The ``devices`` command's
 report lives in device_report.py.
+
+Thread: none of its own; pure functions, called at compile.
 """
 
 from __future__ import annotations

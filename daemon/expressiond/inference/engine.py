@@ -2,6 +2,9 @@
 
 Every way a model or device can be wrong ends here as one ModelError (the files) or
 DeviceError (the device) line, raised before the daemon says READY (exit 78).
+
+Thread: the main thread (compile at start or reload); the shared Core is made and released
+there (release_core, at exit).
 """
 
 from __future__ import annotations

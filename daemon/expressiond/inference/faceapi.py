@@ -3,6 +3,8 @@
 Detector post-processing copies face-api's SsdMobilenetv1.locateFaces exactly (candidate
 filter, greedy NMS, box rescaling by the *rounded* resized dimensions) so that boxes match the
 original to 1e-3; the classifier crop copies extractFaceTensors (clip at the borders, floor).
+
+Thread: "inference-coordinator" or an analyzer's caller; pure functions.
 """
 
 from __future__ import annotations

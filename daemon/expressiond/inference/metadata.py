@@ -22,6 +22,8 @@ Keys (schema 1)::
 A model whose input is already u8 BGR NHWC of any size (the builtin face-api IR) is used as is;
 any other gets that front end added at load (adapters.py), so the daemon always feeds u8 BGR
 frames as OpenCV gives them.
+
+Thread: the main thread, when a model is resolved and compiled; pure functions.
 """
 
 from __future__ import annotations

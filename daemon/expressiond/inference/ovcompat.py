@@ -5,6 +5,8 @@ Current OpenVINO (2023.1+, e.g. 2026.x) is used as ``import openvino as ov`` and
 Compute Stick 2) keeps its API in ``openvino.runtime``. Both accept string property names in
 ``compile_model`` config, which is what the daemon uses. Only flat string/number property
 values are passed: a nested dict (DEVICE_PROPERTIES) crashes the 2022.3 Python binding.
+
+Thread: none of its own; import-time facts and thin wrappers.
 """
 
 from __future__ import annotations

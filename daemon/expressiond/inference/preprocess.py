@@ -4,6 +4,8 @@ PrePostProcessor so the work happens in the compiled graph on the device, not in
 
 ``check_input`` first holds the metadata against the model's real input and refuses a
 contradiction with a ModelError naming both.
+
+Thread: the main thread, at compile (graph building).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``expressiond classify IMAGE...``: faces, expressions and confidences per photo."""
+"""``expressiond classify IMAGE...``: faces, expressions and confidences per photo.
+
+Thread: the command's main thread.
+"""
 
 from __future__ import annotations
 

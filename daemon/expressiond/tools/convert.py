@@ -6,6 +6,8 @@ model's own input; the metadata describes it (size, layout, colour, mean/scale, 
 and the daemon adds the u8 BGR frame front end at load. Before anything is kept, the written
 model is loaded the way the daemon loads it and run once on the CPU, so a contradiction
 between the options and the model is caught here and not at the first camera frame.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations

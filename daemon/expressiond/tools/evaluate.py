@@ -5,6 +5,8 @@ video clips (the detector's view of a real scene, no labels needed).
 A label the classifier does not have (the Open Model Zoo emotions net has no fearful or
 disgusted) is counted as a miss for every such image, not refused: the accuracy stays over all
 images, and ``labels_not_in_model`` names them. A photo where no face is found is a miss too.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Reading still images for the one-shot commands, with operator-readable failures."""
+"""Reading still images for the one-shot commands, with operator-readable failures.
+
+Thread: the command's main thread.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ MQTT 5 is used because its PUBACK carries a reason code: a broker that refuses a
 (ACL) says so, where MQTT 3.1.1 acknowledges and silently drops it. Every session starts
 clean (``clean_start=True``, expiry 0): the spool, not the broker session, is what keeps
 unacknowledged events, and a stale broker session could only replay old in-flight state.
+
+Thread: the caller's: "mqtt-publisher" for the daemon's client, the main thread for
+``run --ha-remove``; the message helpers are pure.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ or ``SetCredentialEncrypted=``) wins over ``[mqtt] password_file``. A password f
 users can read, or that group/others can write, is refused: whoever can read it can publish as
 this device, whoever can write it can lock it out. No message here ever contains the password
 or any byte of it (decode errors are re-raised without their text).
+
+Thread: the main thread, when a client is built.
 """
 
 from __future__ import annotations

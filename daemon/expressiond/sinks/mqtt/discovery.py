@@ -9,6 +9,9 @@ Payload shapes this relies on (the service builds them):
   [{"track", "expression", "confidence", "box"}, ...]}``; the sensor shows the expression of
   the most confident track, ``none`` without faces;
 - stats topic (``publish_stats``): ``{"cameras": {name: {"fps": float, ...}}, ...}``.
+
+Thread: payloads are built by the publisher (under its lock, or in "mqtt-publisher");
+``remove_discovery`` runs in the main thread (``run --ha-remove``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ oldest unacknowledged row of this connection; a row leaves the spool only when i
 arrives. Control messages (status, discovery, retained state, stats) share the window,
 because the broker's Receive Maximum counts every QoS 1 message: one too many and it answers
 "quota exceeded" instead of taking the message.
+
+Thread: "mqtt-publisher" only (paho's callbacks, which append acks, run in that thread).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ disk rows are always older than all memory rows and order holds. Once a second, 
 tries to move the whole tail to disk (same ids, one transaction): durability comes back as
 soon as space does, not only when the broker has taken the tail. ``":memory:"`` keeps
 everything in memory on purpose (no durability; benchmarks and tests).
+
+Thread: appended to by the service's "events" thread, read and trimmed by "mqtt-publisher";
+every access to the database is under the spool's lock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The MQTT topic names of the contract (DESIGN.md, "MQTT contract"), in one place."""
+"""The MQTT topic names of the contract (DESIGN.md, "MQTT contract"), in one place.
+
+Thread: none; immutable names.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ $NOTIFY_SOCKET (the sd_notify protocol the daemon speaks to systemd), CPU time, 
 the daemon's own final stats (``run --stats-json FILE``). A group of daemons starts together,
 is measured over the same wall-clock window (from the last READY to one common SIGTERM) and
 stops together, so N pinned processes and one N-camera process see the same conditions.
+
+Thread: the command's main thread; the measured daemons are child processes.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@
 Every row carries fps, faces/s, p50/p99 latency, CPU seconds per frame and the load average
 when it started: the machine may be shared, so CPU per frame is the figure that noise moves
 least.
+
+Thread: the command's main thread (the async mode's pipeline has its own, as in the daemon).
 """
 
 from __future__ import annotations

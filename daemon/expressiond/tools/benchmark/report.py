@@ -1,4 +1,7 @@
-"""The benchmark's table (text) and plots (PNG drawn with OpenCV: no plotting library needed)."""
+"""The benchmark's table (text) and plots (PNG drawn with OpenCV: no plotting library needed).
+
+Thread: the command's main thread.
+"""
 
 from __future__ import annotations
 

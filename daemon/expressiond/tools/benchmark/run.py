@@ -7,6 +7,8 @@ modes measured seconds apart: with ``--rounds R`` every mode runs R times, inter
 ratio is taken within a round and the medians are reported (per-round values kept).
 The modes themselves are in bench_modes, the child-process daemons in bench_daemon, the
 stream scaling in bench_streams, the table and plot in bench_report.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations

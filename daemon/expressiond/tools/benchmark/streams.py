@@ -8,6 +8,8 @@ compiled models and infer requests among its cameras; each pinned process compil
 (OpenVINO sees one core and picks one stream). Reported per side: total processed fps, p50
 and worst-camera p99 capture-to-result latency, total RSS (sum of each process's peak, VmHWM)
 and PSS, fps per allotted core and per GiB, frames per CPU-second actually consumed.
+
+Thread: the command's main thread; the measured daemons are child processes.
 """
 
 from __future__ import annotations

@@ -1,1 +1,4 @@
-"""Rebuild the pinned upstream networks as OpenVINO IR (``expressiond models build``)."""
+"""Rebuild the pinned upstream networks as OpenVINO IR (``expressiond models build``).
+
+Thread: the command's main thread.
+"""

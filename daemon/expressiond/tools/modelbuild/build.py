@@ -3,6 +3,8 @@ then INT8 quantised from FP32 when NNCF is installed (int8.py).
 
 Idempotent: a model whose metadata names the same source integrity and builder version and
 whose IR files still hash to the recorded sha256 is left alone.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Each builder takes the de-quantised weights (name -> array) and returns an ``ov.
 input is a float32 RGB NHWC image of any size, [1, H, W, 3], 0..255; the build adds the u8 BGR
 front end with PrePostProcessor. Sources mirrored: src/faceFeatureExtractor/*,
 src/faceExpressionNet/*, src/ssdMobilenetv1/* of @vladmandic/face-api 1.7.15.
+
+Thread: the command's main thread (graph building).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ opset API in NCHW.
 
 TF's SAME padding puts the odd extra pixel at the end: ``auto_pad="same_upper"``. TF weights
 are HWIO (conv) and HWC1 (depthwise); OpenVINO wants OIHW and GOIHW.
+
+Thread: the command's main thread (graph building).
 """
 
 from __future__ import annotations

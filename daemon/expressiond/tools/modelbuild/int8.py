@@ -20,6 +20,8 @@ Idempotent like the float build: model.json records the FP32 IR hashes and the c
 photos' hash it was made from; an INT8 IR whose inputs and files are unchanged is left alone.
 NNCF is an optional dependency (``pip install 'expressiond[int8]'``): without it the INT8 step
 is skipped with a notice and FP32/FP16 are unaffected.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations

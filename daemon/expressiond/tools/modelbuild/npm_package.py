@@ -3,6 +3,8 @@
 The package is the only download the model build needs; it goes through the npm registry
 (the one place set-up may download from) and is checked against the sha512 integrity that
 npm itself records, so a changed or corrupt tarball is refused before anything is built.
+
+Thread: the command's main thread (``npm pack`` is a child process).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Quantised entries (uint8 with scale/min) are de-quantised exactly as tfjs does:
 ``value = q * scale + min``, in float32.
+
+Thread: the command's main thread.
 """
 
 from __future__ import annotations
