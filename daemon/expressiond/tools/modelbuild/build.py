@@ -29,15 +29,12 @@ from expressiond.paths import (
     builtin_model_dir,
     sample_clip,
 )
+from expressiond.tools.modelbuild.irfiles import BUILDER_VERSION, NEEDS_NEW_OPENVINO, is_up_to_date, save_ir
 
 try:
     from expressiond.tools.modelbuild import faceapi_nets as nets
 except ImportError as _exc:  # OpenVINO 2022.3: no `openvino.opsetNN` modules
-    raise ModelBuildError(
-        "`expressiond models build` needs OpenVINO 2023.1 or newer (the opset API); build the "
-        "IR on such a machine and copy the model folder: OpenVINO 2022.3 reads it"
-    ) from _exc
-from expressiond.tools.modelbuild.irfiles import BUILDER_VERSION, is_up_to_date, save_ir
+    raise ModelBuildError(NEEDS_NEW_OPENVINO) from _exc
 from expressiond.tools.modelbuild.npm_package import FACE_API, extract, fetch_tarball
 from expressiond.tools.modelbuild.tfjs_weights import load_weights
 

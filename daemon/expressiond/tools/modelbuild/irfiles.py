@@ -13,10 +13,19 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import openvino as ov
-
+from expressiond.errors import ModelBuildError
 from expressiond.inference.bundled import sha256_file
 from expressiond.tools.modelbuild.npm_package import FACE_API
+
+NEEDS_NEW_OPENVINO = (
+    "`expressiond models build` needs OpenVINO 2023.1 or newer (the opset API); build the "
+    "IR on such a machine and copy the model folder: OpenVINO 2022.3 reads it"
+)
+try:  # the FP32/FP16 build and the INT8 step both write through here
+    import openvino as ov
+    from openvino import save_model
+except ImportError as _exc:  # OpenVINO 2022.3: only openvino.runtime
+    raise ModelBuildError(NEEDS_NEW_OPENVINO) from _exc
 
 BUILDER_VERSION = 2  # bump when the generated graph changes
 
@@ -43,7 +52,7 @@ def save_ir(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=compress_to_fp16)
+        save_model(model, str(tmp / "model.xml"), compress_to_fp16=compress_to_fp16)
         hashes = {f: sha256_file(tmp / f) for f in ("model.xml", "model.bin")}
         (tmp / "model.json").write_text(json.dumps(metadata(hashes), indent=2) + "\n")
         if target.exists():
