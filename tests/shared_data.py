@@ -45,9 +45,9 @@ def _local_origin(repo: Path) -> Path | None:
     if not path.is_absolute():
         path = repo / path
     path = path.resolve()
-    if not path.is_dir():
-        return None
-    return path.parent if path.name == ".git" else path
+    if path.name == ".git":  # file:///srv/x/.git; in a worktree .git is a file
+        path = path.parent
+    return path if path.is_dir() else None
 
 
 def find_shared(repo: Path = REPO) -> tuple[Path, str]:
