@@ -31,6 +31,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"expressiond: shared data {SHARED} ({SHARED_FROM}); {policy}"
 
 
+def _reason(rep: pytest.TestReport) -> str:
+    """A skip's reason (its longrepr is (path, line, "Skipped: ...")), or a failure's text."""
+    if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+        return str(rep.longrepr[2]).removeprefix("Skipped: ")
+    return rep.longreprtext
+
+
 def _counted(counter: Counter) -> str:
     return ", ".join(f"{k} ({n} test{'s' if n > 1 else ''})" for k, n in sorted(counter.items()))
 
@@ -47,7 +54,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             if (rep.nodeid, kind) in seen or not hasattr(rep, "longreprtext"):
                 continue
             seen.add((rep.nodeid, kind))
-            text = rep.longreprtext
+            text = _reason(rep)
             what = WHAT_RE.search(text)
             if what:
                 (missing if kind == "skipped" else failed)[what.group(1)] += 1
@@ -56,7 +63,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 if na:
                     not_applicable[na.group(1).strip()] += 1
                 else:
-                    other[text.rsplit("Skipped: ", 1)[-1].strip()[:80]] += 1
+                    other[text.strip()[:80]] += 1
     parts = []
     if failed:
         parts.append(f"FAILED for missing inputs (CI={os.environ.get('CI')}): {_counted(failed)}")
