@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 from container import Container, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+IN_REPO = f"cd {shlex.quote(str(REPO))} && "  # for shell commands run inside
 UNIT = "expressiond"
 CONF = "/etc/expressiond/expressiond.toml"
 CLIP = "/opt/expressiond/share/expressiond/models/samples/demo.avi"
@@ -135,7 +137,7 @@ def flowing_status(c: Container, camera: str, timeout: float = 30) -> str:
 def checkout_fingerprint(c: Container) -> str:
     """What `make install` installs from the checkout (read live through the overlay)."""
     return c.run(
-        f"cd {REPO} && find pyproject.toml README.md daemon systemd config models/ir -type f"
+        IN_REPO + "find pyproject.toml README.md daemon systemd config models/ir -type f"
         " ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*'"
         " | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum",
         timeout=120,

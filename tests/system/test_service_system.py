@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -30,8 +31,8 @@ from container import Container, wait_for
 from service_ops import (
     CONF,
     DEVICE_ID,
+    IN_REPO,
     PORT,
-    REPO,
     TOPIC,
     UNIT,
     checkout_fingerprint,
@@ -63,7 +64,7 @@ def installed(container: Container, wheelhouse: Path, measured) -> dict[str, str
     before = checkout_fingerprint(c)
     t0 = time.monotonic()
     r = c.run(
-        f"cd {REPO} && PIP_NO_INDEX=1 PIP_FIND_LINKS={wheelhouse} make install",
+        IN_REPO + f"PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))} make install",
         check=False,
         timeout=600,
     )
@@ -118,12 +119,14 @@ def test_installed_unit_is_enabled_verified_and_hardened(container, installed, m
     assert float(m[1]) <= 2.0, out
 
 
-def test_make_install_again_changes_nothing(container, installed, wheelhouse):
+def test_make_install_again_changes_nothing(container, installed, wheelhouse, cannot_run):
     c = container
     before = checkout_fingerprint(c)
-    again = c.run(f"cd {REPO} && PIP_NO_INDEX=1 PIP_FIND_LINKS={wheelhouse} make install", timeout=300).stdout
+    again = c.run(
+        IN_REPO + f"PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))} make install", timeout=300
+    ).stdout
     if not installed["fingerprint"] == before == checkout_fingerprint(c):
-        pytest.skip("the checkout changed while this test ran (someone is editing it): not comparable")
+        cannot_run("the checkout changed while this test ran (someone is editing it): not comparable")
     changed = [line for line in again.splitlines() if line.startswith("  ") and "up to date" not in line]
     assert "expressiond: up to date, nothing changed" in again, changed
 
@@ -383,7 +386,7 @@ def test_stop_publishes_offline_and_exits_cleanly(container, installed, measured
 def test_make_uninstall_removes_it_and_keeps_state(container, installed):
     c = container
     ensure_running(c, config("door"))  # so that there is state (the spool) to keep
-    out = c.run(f"cd {REPO} && make uninstall", timeout=120).stdout
+    out = c.run(IN_REPO + "make uninstall", timeout=120).stdout
     assert "expressiond: uninstalled" in out, out
     assert show(c, "LoadState")["LoadState"] == "not-found"
     for gone in (
