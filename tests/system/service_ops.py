@@ -8,7 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
-from container import Container, wait_for
+from container import INSIDE_ENV, Container, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 IN_REPO = f"cd {shlex.quote(str(REPO))} && "  # for shell commands run inside
@@ -132,6 +132,18 @@ def flowing_status(c: Container, camera: str, timeout: float = 30) -> str:
         return line if m and float(m[1]) > 0 and "broker connected" in line else None
 
     return wait_for(probe, timeout, 0.5, f"a STATUS= line with {camera} fps > 0, broker connected")
+
+
+def make_install(c: Container, wheelhouse: Path, path_first: str = "", check: bool = True):
+    """`make install` from the checkout inside, offline (pip: only the wheelhouse); with
+    ``path_first`` put before PATH."""
+    path = f"{path_first}:{INSIDE_ENV['PATH']}" if path_first else INSIDE_ENV["PATH"]
+    return c.run(
+        IN_REPO + f"PATH={shlex.quote(path)} PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))}"
+        " make install",
+        check=check,
+        timeout=600,
+    )
 
 
 def checkout_fingerprint(c: Container) -> str:

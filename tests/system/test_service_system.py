@@ -21,8 +21,9 @@ the camera reconnects, and a reconnecting camera is by design no reason for a wa
 from __future__ import annotations
 
 import json
+import os
 import re
-import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from service_ops import (
     journal,
     journal_text,
     logged,
+    make_install,
     mqtt_sub,
     show,
     write_config,
@@ -59,15 +61,13 @@ FREEZER = "/usr/local/lib/expressiond-test/freeze_thread.py"
 
 @pytest.fixture(scope="module")
 def installed(container: Container, wheelhouse: Path, measured) -> dict[str, str]:
-    """`make install` in the container (offline), a mosquitto unit, the test config."""
+    """`make install` in the container (offline), a mosquitto unit, the test config. The
+    test venv's interpreter (pyenv's on the build boxes) comes first in PATH, as in a shell
+    here: the service must still get the system python3, which its ProtectHome=yes can see."""
     c = container
     before = checkout_fingerprint(c)
     t0 = time.monotonic()
-    r = c.run(
-        IN_REPO + f"PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))} make install",
-        check=False,
-        timeout=600,
-    )
+    r = make_install(c, wheelhouse, os.path.dirname(os.path.realpath(sys.executable)), check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     measured["make install in the container (offline wheelhouse)"] = f"{time.monotonic() - t0:.1f} s"
     c.write(
@@ -110,6 +110,8 @@ def test_installed_unit_is_enabled_verified_and_hardened(container, installed, m
     assert "expressiond: installed" in installed["output"]
     assert c.systemctl("is-enabled", UNIT).stdout.strip() == "enabled"
     assert c.run(["/opt/expressiond/bin/expressiond", "--help"]).returncode == 0
+    python = c.run("readlink -f /opt/expressiond/bin/python /usr/bin/python3").stdout.split()
+    assert python[0] == python[1], python  # the venv is the system python's
     r = c.run(["systemd-analyze", "verify", "/etc/systemd/system/expressiond.service"], check=False)
     assert (r.returncode, r.stdout + r.stderr) == (0, "")
     out = c.run(["systemd-analyze", "security", "--no-pager", "expressiond.service"]).stdout
@@ -122,9 +124,7 @@ def test_installed_unit_is_enabled_verified_and_hardened(container, installed, m
 def test_make_install_again_changes_nothing(container, installed, wheelhouse, cannot_run):
     c = container
     before = checkout_fingerprint(c)
-    again = c.run(
-        IN_REPO + f"PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))} make install", timeout=300
-    ).stdout
+    again = make_install(c, wheelhouse).stdout
     if not installed["fingerprint"] == before == checkout_fingerprint(c):
         cannot_run("the checkout changed while this test ran (someone is editing it): not comparable")
     changed = [line for line in again.splitlines() if line.startswith("  ") and "up to date" not in line]
