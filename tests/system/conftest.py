@@ -88,8 +88,9 @@ def _requirements() -> list[str]:
 
 @pytest.fixture(scope="session")
 def wheelhouse() -> Path:
-    """A folder of wheels that `make install` can use offline (PIP_NO_INDEX + PIP_FIND_LINKS):
-    built once on the host (needs the package index, like `make setup`), then reused."""
+    """A folder of wheels that `make install` and the stand-in venv of test_unit_static use
+    offline (PIP_NO_INDEX + PIP_FIND_LINKS): built once on the host (needs the package
+    index, like `make setup`), then reused."""
     check = "import sys, ensurepip; assert sys.version_info >= (3, 10), sys.version"
     if not Path(CONTAINER_PYTHON).exists():
         unavailable(
