@@ -4,7 +4,15 @@
 # Both work from a fresh clone on Debian 12 as root: they install what is missing.
 
 SHELL := /bin/bash
+# The Python that makes .venv (development, tests, `make demo`): `python3` from PATH unless
+# given (`make PYTHON=/usr/bin/python3.11 setup`). On a fresh Debian 12 that is
+# /usr/bin/python3 (3.11.2); where a pyenv shim comes first in PATH it is pyenv's (3.11.7 on
+# the build boxes). It must be >= 3.10 with venv and ensurepip (Debian: python3-venv);
+# `make setup` says which one it is. The installed service (make install) uses SERVICE_PYTHON,
+# the system's: the unit's ProtectHome=yes hides interpreters under /root and /home
+# (systemd/install.sh refuses those); the system tests' container uses /usr/bin/python3 too.
 PYTHON ?= python3
+SERVICE_PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXPRESSIOND := $(VENV)/bin/expressiond
@@ -12,21 +20,51 @@ STAMPS := .stamps
 MODELS_DIR := models/ir
 export EXPRESSIOND_MODELS := $(CURDIR)/$(MODELS_DIR)
 
-APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
-                systemd-container python3-systemd ffmpeg
+# Debian 12 packages, checked at every `make setup` after a change of this Makefile and
+# installed as root when missing (one `apt-get update` first). Who needs what:
+#   python3 python3-venv    .venv when PYTHON is the system one; the service's venv
+#                           (install.sh); the system tests' container and wheelhouse
+#   python3-dev gcc pkg-config libsystemd-dev
+#                           systemd-python (the "systemd" extra) compiles from source
+#   mosquitto mosquitto-clients
+#                           integration, fault and system tests, make demo (mosquitto,
+#                           mosquitto_passwd, mosquitto_pub/_sub inside the container)
+#   openssl                 TLS certificates of the integration tests; tests/golden/record.sh
+#   ffmpeg                  test clips of the capture and camera-fault tests
+#   systemd-container util-linux
+#                           the system tier: systemd-nspawn; unshare, nsenter (and taskset
+#                           for `expressiond benchmark --cpus`, mount for the tmpfs tests)
+#   libusb-1.0-0            the NCS2's transport (OpenVINO 2022.3 MYRIAD); a system test
+#                           initialises it under the unit's hardening
+#   ca-certificates         TLS to the package registries (npm, pip)
+# plus nodejs and npm unless an npm is already on PATH: `expressiond models build` (npm pack
+# of the pinned face-api), the golden references and the face-api benchmark (node >= 18).
+APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev \
+                mosquitto mosquitto-clients openssl ffmpeg systemd-container util-linux \
+                libusb-1.0-0 ca-certificates
 
 # OpenVINO 2022.3 LTS (the last release with MYRIAD) runs only on Python <= 3.10: the unit,
 # component and golden tests run a second time there. pyenv's 3.10 is used when present.
 PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
 VENV310 := .venv310
 
+# A missing input (here: Python 3.10 for the OpenVINO 2022.3 run) is a skip on a developer's
+# box and an error under CI (CI set to anything but 0/false/no/off), as in tests/needs.py.
+define missing_input
+case "$${CI,,}" in ""|0|false|no|off) echo "!! skipped: $(1)";; \
+  *) echo "error: missing input under CI=$$CI: $(1)" >&2; exit 1;; esac
+endef
+
 .PHONY: all setup deps venv venv310 models demo test test-py310 lint unit bench profile soak figures install uninstall clean distclean
 
 all: setup
 
 setup: venv models
+	@echo ">> $(VENV) runs $$($(PY) -c 'import sys; print("Python", sys.version.split()[0], "from", getattr(sys, "_base_executable", sys.executable))')"
 
-$(STAMPS)/apt:
+# Re-checked when this Makefile (and so the list) changes: a box set up before a package was
+# added gets it. Order-only for the venv: a re-check does not rebuild .venv.
+$(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -41,9 +79,17 @@ $(STAMPS)/apt:
 
 deps: $(STAMPS)/apt
 
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
-	@echo ">> python venv in $(VENV)"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# "import sys, venv, ensurepip" fails on a Debian python3 without python3-venv.
+PYTHON_OK := import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))
+
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)/apt
+	@if [ ! -x $(PY) ]; then \
+	  exe=$$(command -v "$(PYTHON)") || { echo "error: PYTHON=$(PYTHON) not found: apt-get install python3 python3-venv, or make PYTHON=/path/to/python3.10+" >&2; exit 1; }; \
+	  ver=$$("$$exe" -c 'import sys; print(sys.version.split()[0], "from", sys.executable)'); \
+	  echo ">> python venv in $(VENV) from PYTHON=$(PYTHON): $$ver"; \
+	  "$$exe" -c '$(PYTHON_OK)' 2>/dev/null || { echo "error: $(PYTHON) ($$ver) must be Python >= 3.10 with venv and ensurepip (Debian: apt-get install python3-venv); another one: make PYTHON=/path/to/python3 setup" >&2; exit 1; }; \
+	  "$$exe" -m venv $(VENV); \
+	else echo ">> python venv in $(VENV) (exists: make distclean to rebuild it)"; fi
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[dev,systemd,int8]'
 	@touch $@
@@ -60,7 +106,7 @@ $(STAMPS)/venv310: pyproject.toml
 	    "opencv-python-headless<4.11" "paho-mqtt>=2" "tomli>=1.1" pytest hypothesis; \
 	  $(VENV310)/bin/python -m pip install -q --no-deps -e .; \
 	  touch $@; \
-	else echo "!! no Python 3.10 at $(PY310): the OpenVINO 2022.3 test run is skipped"; fi
+	else $(call missing_input,the OpenVINO 2022.3 test run (no Python 3.10 at $(PY310); set PY310=/path/to/python3.10)); fi
 
 venv310: $(STAMPS)/venv310
 
@@ -89,7 +135,7 @@ test-py310: venv310
 	@if [ -x $(VENV310)/bin/python ]; then \
 	  echo ">> unit, component and golden tests on Python 3.10 + OpenVINO 2022.3"; \
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/unit tests/component tests/golden; \
-	else echo "!! skipped: no $(VENV310)"; fi
+	else $(call missing_input,the OpenVINO 2022.3 test run (no $(VENV310): make venv310)); fi
 
 # Every benchmark side by side in one run (~10 min on 2 cores): benchmarks/results.json,
 # benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
@@ -114,7 +160,7 @@ figures: setup
 
 # Install as a systemd service on this machine (see README, "Operating guide").
 install: models
-	@systemd/install.sh --models-from $(MODELS_DIR)
+	@PYTHON=$(SERVICE_PYTHON) systemd/install.sh --models-from $(MODELS_DIR)
 
 uninstall:
 	@systemd/uninstall.sh

@@ -36,10 +36,11 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-DEV = SHARED / "data" / "expressions"
-VIDEOS = SHARED / "data" / "video"
-OMZ = SHARED / "models" / "omz"
+# the third-party data: $EXPRESSIOND_SHARED, ../shared, or shared/ beside a local clone's origin
+sys.path.append(str(ROOT / "tests"))  # after the stdlib and site-packages: shadows nothing
+from shared_data import EXPRESSIONS as DEV  # noqa: E402
+from shared_data import OMZ, VIDEOS  # noqa: E402
+
 try:
     import expressiond  # noqa: F401
 except ImportError:  # a checkout without the package installed
@@ -56,7 +57,7 @@ R5 = paths.BUNDLED_DETECTOR
 
 
 def omz_xml(name: str, precision: str, tmp: Path) -> str | None:
-    """An OMZ IR from ../shared with the committed metadata beside it (symlinks in tmp)."""
+    """An OMZ IR from shared/ with the committed metadata beside it (symlinks in tmp)."""
     src = OMZ / name / precision / f"{name}.xml"
     meta = ROOT / "models" / "omz" / f"{name}.json"
     if not src.is_file() or not meta.is_file():

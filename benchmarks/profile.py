@@ -221,7 +221,7 @@ def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
 
     from expressiond.events import Face, FrameResult
     from expressiond.inference.factory import compile_models
-    from expressiond.sources.capture import normalise_image
+    from expressiond.sources.frames import normalise_image
     from expressiond.tracking import ExpressionTracker
 
     det, cls = compile_models(cfg)

@@ -40,8 +40,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 BENCH_README = REPO / "benchmarks" / "README.md"
-DEV_SET = REPO.parent / "shared" / "data" / "expressions"
 BENCH = REPO / "benchmarks"
+sys.path.append(str(REPO / "tests"))  # after the stdlib and site-packages: shadows nothing
+from shared_data import EXPRESSIONS as DEV_SET  # noqa: E402
+
 PY = sys.executable
 EXPRESSIOND = str(Path(PY).parent / "expressiond")
 T0 = time.monotonic()

@@ -9,6 +9,7 @@
 #                       running `expressiond models build` (which needs npm and the network)
 #   --wheelhouse DIR    install Python packages only from the wheels/sdists in DIR (offline;
 #                       make one with: pip download -d DIR '.[systemd]' setuptools wheel)
+#   PYTHON=...          the interpreter of the venv (default /usr/bin/python3, >= 3.10)
 #
 # What it does: a venv in PREFIX with the package (non-editable, extra "systemd"); the models
 # in PREFIX/share/expressiond/models; user and groups (sysusers.d), /etc/expressiond and the
@@ -23,7 +24,9 @@ PREFIX=/opt/expressiond
 ENABLE=1
 MODELS_FROM=
 WHEELHOUSE=
-PYTHON=${PYTHON:-python3}
+# The system Python by default, not the first python3 in PATH (a pyenv shim under /root):
+# the venv's interpreter must stay reachable under the unit's ProtectHome=yes and PrivateTmp=yes.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || echo python3)}
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 UNIT_DST=/etc/systemd/system/expressiond.service
@@ -63,6 +66,20 @@ done
 for tool in systemctl systemd-sysusers systemd-tmpfiles runuser "$PYTHON"; do
   command -v "$tool" >/dev/null || die "$tool not found: this needs a systemd system with python3"
 done
+# Where the interpreter really lives (a venv's python is a symlink to it) and its version.
+python_home() { "$1" -c 'import os, sys
+print("%d.%d" % sys.version_info[:2], os.path.realpath(getattr(sys, "_base_executable", sys.executable)))'; }
+unreachable() { case $1 in /root/*|/home/*|/run/user/*|/tmp/*|/var/tmp/*) return 0 ;; esac; return 1; }
+read -r PY_VERSION PY_HOME < <(python_home "$PYTHON") || die "$PYTHON does not run"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || die "$PYTHON is Python $PY_VERSION: expressiond needs >= 3.10 (PYTHON=/path/to/python3.10+)"
+unreachable "$PY_HOME" && die "$PYTHON is $PY_HOME, which the service cannot reach" \
+  "(ProtectHome=yes, PrivateTmp=yes): use a system-wide Python, e.g. PYTHON=/usr/bin/python3"
+if [ -x "$PREFIX/bin/python" ]; then
+  read -r _ home < <(python_home "$PREFIX/bin/python") || home="?"
+  unreachable "$home" && die "$PREFIX was made from $home, which the service cannot reach:" \
+    "remove $PREFIX (rm -rf $PREFIX) and run this again"
+fi
 if [ -n "$MODELS_FROM" ]; then
   dir=$(cd "$MODELS_FROM" 2>/dev/null && pwd) || die "--models-from: no directory $MODELS_FROM"
   MODELS_FROM=$dir
@@ -88,7 +105,7 @@ install_file() {
   say "$4" "installed $2"; CHANGED=1; return 0
 }
 
-echo "expressiond: installing from $SRC into $PREFIX"
+echo "expressiond: installing from $SRC into $PREFIX (Python $PY_VERSION, $PY_HOME)"
 
 # --- 1. venv and package -------------------------------------------------------------------
 if [ ! -x "$PREFIX/bin/python" ]; then

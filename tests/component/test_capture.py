@@ -21,6 +21,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from needs import needs
+from shared_data import HOW_TO_FIX, VIDEOS
 
 from expressiond.events import Frame
 from expressiond.sources import kind_of, probe, redact
@@ -29,14 +31,14 @@ from expressiond.sources.folder import jpeg_complete
 from expressiond.sources.frames import normalise_image
 from expressiond.sources.slot import LatestFrameSlot
 
-VIDEO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video"
+VIDEO_DIR = VIDEOS
 AVI = VIDEO_DIR / "head-pose-face-detection-male.avi"
 GIFS = {
     "head-pose-face-detection-male.gif": 62,
     "head-pose-face-detection-female-and-male.gif": 56,
     "face-demographics-walking-and-pause.gif": 41,
 }
-needs_clips = pytest.mark.skipif(not AVI.is_file(), reason=f"sample clips absent: {VIDEO_DIR}")
+needs_clips = needs(AVI.is_file(), str(VIDEO_DIR), f"{AVI.name} absent: {HOW_TO_FIX}")
 
 
 def camera(source, **kw):
@@ -427,7 +429,7 @@ def _end(proc: subprocess.Popen) -> None:
 
 
 @needs_clips
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+@needs(shutil.which("ffmpeg"), "ffmpeg", "apt-get install ffmpeg (make deps does it)")
 def test_http_mjpeg_stream_fps_cap_and_reconnect(started, caplog):
     caplog.set_level(logging.INFO, logger="expressiond.sources.capture")
     port = _free_port()

@@ -1,7 +1,7 @@
 """Close-up faces (issue 8): the default detector finds faces that fill the frame, the default
 classifier settings beat the original net on whole photos, and the daemon makes events for a
 close-up clip. Real OpenVINO on the CPU, the bundled Open Model Zoo IR (models/omz/...), the
-labelled dev photos and clips in ../shared/data (tests skip when those are absent).
+labelled dev photos and clips in shared/data (tests skip when those are absent, fail under CI).
 
 Floors (70 dev photos: one photo = 1.4 points, so differences under ~3 points are noise):
 detection recall >= 0.95; detect-then-classify top-1 >= the original net on whole photos + 3
@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from needs import need
+from shared_data import HOW_TO_FIX, VIDEOS
 
 from expressiond import paths
 from expressiond.config import load_config
@@ -34,7 +36,6 @@ from expressiond.tools.evaluate import evaluate, evaluate_clip, lost_faces, read
 from .clipmaker import write_clip
 
 REPO = Path(__file__).resolve().parents[2]
-VIDEOS = REPO.parent / "shared" / "data" / "video"
 CLIPS = sorted(p for p in VIDEOS.glob("*") if p.suffix in (".gif", ".avi")) if VIDEOS.is_dir() else []
 RECALL_FLOOR = 0.95
 GAIN_FLOOR = 0.03
@@ -111,8 +112,7 @@ def test_default_classifier_beats_the_original_on_whole_photos(models_dir, expre
 def test_no_face_lost_on_the_clips_compared_with_face_api(models_dir, product):
     """Every face face-api's SSD finds in a frame (every second frame of each clip) is found by
     the default detector too, and the default detector finds a face in every frame."""
-    if not CLIPS:
-        pytest.skip(f"no clips in {VIDEOS}")
+    need(CLIPS, str(VIDEOS), f"no .avi/.gif clips there: {HOW_TO_FIX}")
     faceapi = FaceAnalyzer(AnalyzerSettings(models_dir))
     for clip in CLIPS:
         frames = read_clip(clip)[::2]

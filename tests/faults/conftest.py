@@ -20,6 +20,7 @@ from broker import Collector  # noqa: E402
 from broker_fixtures import *  # noqa: E402, F403 - the shared certs, broker_factory, broker fixtures
 from fault_results import update_row  # noqa: E402
 from faultkit import Daemon, daemon_toml, subscriber  # noqa: E402
+from needs import need  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -114,5 +115,4 @@ def watched(broker, subscribers, daemon_factory, models_dir, ov_cache, demo_clip
 
 @pytest.fixture
 def need_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts a tmpfs)")
+    need(os.geteuid() == 0, "root (the test mounts a tmpfs)", "run the tests as root")

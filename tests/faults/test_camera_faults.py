@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from broker import free_port
 from faultkit import camera_stats, settle_and_tally, wait_delivered
+from needs import needs
 
 pytestmark = pytest.mark.integration
 FFMPEG = shutil.which("ffmpeg")
@@ -90,7 +91,7 @@ def serve_mjpeg(clip: Path, port: int, log: Path) -> subprocess.Popen:
         )
 
 
-@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
+@needs(FFMPEG, "ffmpeg", "apt-get install ffmpeg (make deps does it)")
 def test_stream_server_killed_and_restarted(watched, demo_clip, tmp_path, fault_row):
     port = free_port()
     ff_log = tmp_path / "ffmpeg.log"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from faultkit import settle_and_tally, wait_delivered
+from needs import need
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,7 @@ def small_state_dir(need_root, tmp_path) -> Path:
         timeout=30,
         check=False,
     )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    need(res.returncode == 0, "a tmpfs mount", f"run as root, CAP_SYS_ADMIN (mount: {res.stderr.strip()})")
     yield state
     subprocess.run(["umount", "-l", str(state)], capture_output=True, timeout=30, check=False)
 

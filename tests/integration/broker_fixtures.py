@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from broker import Broker, Certs, make_certs, mosquitto_available
+from needs import need
 
 __all__ = ["broker", "broker_factory", "certs"]
 
@@ -22,8 +23,7 @@ def broker_factory(tmp_path: Path) -> Iterator:
     brokers: list[Broker] = []
 
     def make(**kwargs) -> Broker:
-        if not mosquitto_available():
-            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+        need(mosquitto_available(), "mosquitto", "apt-get install mosquitto (make deps does it)")
         b = Broker(tmp_path / f"broker{len(brokers)}", **kwargs)
         brokers.append(b)
         return b.start()

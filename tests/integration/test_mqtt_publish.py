@@ -14,6 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from broker import LABELS, Broker, event_payloads, make_event, proc_env, wait_until
+from needs import need
 from paho.mqtt.enums import CallbackAPIVersion
 
 from expressiond.events import EVENT_SCHEMA, ExpressionEvent
@@ -318,8 +319,11 @@ def tiny_tmpfs(tmp_path: Path):
     r = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], capture_output=True
     )
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+    need(
+        r.returncode == 0,
+        "a tmpfs mount",
+        f"run as root with CAP_SYS_ADMIN (mount: {r.stderr.decode().strip()})",
+    )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 

@@ -4,13 +4,16 @@ Recipe A of /work/shared/notes/systemd-container.md: systemd-nspawn over a priva
 / (upper layer on a tmpfs that lives only in a private mount namespace), an own machine-id
 (own journal), a dedicated cgroup in every cgroup hierarchy the launcher joins first (nspawn
 --keep-unit nests payload/ and supervisor/ in it), basic.target, loopback-only network by
-default. Whatever is installed on the host exists inside (read-through: /usr, /opt,
-/work/main and its .venv, /var/tmp); whatever the container writes stays in the overlay and
-is gone at power-off. /tmp inside is systemd's own fresh tmpfs: host files meant for the
-container go elsewhere (e.g. /var/tmp). Install host packages before booting, never while a
-container runs (overlayfs does not support a lower layer changing underneath it).
+default. Whatever is installed on the host's root file system exists inside (read-through:
+/usr, /opt, /var/tmp); whatever the container writes stays in the overlay and is gone at
+power-off. /tmp inside is nspawn's own fresh tmpfs and other file systems are not in the
+overlay: host directories the container needs (the checkout and its .venv, wherever they
+are, /tmp included) are passed as ``overlays``, each shown at its own path inside through an
+overlay of its own, so they too are writable inside and unchanged on the host. Install host
+packages before booting, never while a container runs (overlayfs does not support a lower
+layer changing underneath it).
 
-    with Container() as c:
+    with Container(overlays=[checkout]) as c:
         c.copy_in("systemd/expressiond.service", "/etc/systemd/system/expressiond.service")
         c.run(["systemctl", "daemon-reload"])
         print(c.run("systemctl is-active expressiond", check=False).stdout)
@@ -46,17 +49,25 @@ INSIDE_ENV = {
     "TERM": "dumb",
 }
 
-# $1 = scratch dir, $2 = cgroup name, $3 = space-separated hierarchies, rest = nspawn args.
-# bash -> unshare -> bash -> systemd-nspawn all exec, so the launcher PID is nspawn's PID.
+# $1 = scratch dir, $2 = cgroup name, $3 = space-separated hierarchies, $4 = number N of
+# host directories to overlay, then those N directories, then the nspawn args (which bind
+# $W/o0, $W/o1, ... into the container). bash -> unshare -> bash -> systemd-nspawn all exec,
+# so the launcher PID is nspawn's PID. The source is bound to a plain name first: overlayfs
+# options cannot carry a path with ',' or ':'.
 _LAUNCHER = r"""
 set -e
 W=$1 CG=$2 HIER=$3; shift 3
 for h in $HIER; do echo $$ > "$h/$CG/cgroup.procs"; done
 exec unshare --mount --propagation private bash -c '
-  set -e; W=$1; shift
+  set -e; W=$1 N=$2; shift 2
   mount -t tmpfs -o mode=0700 tmpfs "$W"
   mkdir "$W/upper" "$W/work" "$W/root"
   mount -t overlay overlay -o "lowerdir=/,upperdir=$W/upper,workdir=$W/work" "$W/root"
+  for ((i = 0; i < N; i++)); do
+    o=$W/o$i; mkdir "$o" "$o.lower" "$o.upper" "$o.work"
+    mount --bind "$1" "$o.lower"; shift
+    mount -t overlay overlay -o "lowerdir=$o.lower,upperdir=$o.upper,workdir=$o.work" "$o"
+  done
   mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd
   systemd-id128 new > "$W/root/etc/machine-id"
   exec systemd-nspawn -D "$W/root" "$@"
@@ -106,11 +117,13 @@ class Container:
         self,
         *,
         unit: str = "basic.target",
+        overlays: Sequence[str | os.PathLike[str]] = (),
         private_network: bool = True,
         boot_timeout: float = 60,
         name: str = "exprtest",
     ):
         self.unit = unit
+        self.overlays = [Path(p).resolve() for p in overlays]
         self.private_network = private_network
         self.boot_timeout = boot_timeout
         self.machine = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -159,6 +172,10 @@ class Container:
             f"--machine={self.machine}",
             "--console=read-only",
         ]
+        for i, path in enumerate(self.overlays):
+            if not path.is_dir():
+                raise ContainerError(f"cannot show {path} inside: not a directory")
+            args.append(f"--bind={_escape(f'{self._scratch}/o{i}')}:{_escape(str(path))}")
         if self.private_network:
             args.append("--private-network")
         args.append(f"systemd.unit={self.unit}")
@@ -173,6 +190,8 @@ class Container:
                     str(self._scratch),
                     self._scratch.name,
                     hierarchies,
+                    str(len(self.overlays)),
+                    *map(str, self.overlays),
                     *args,
                 ],
                 stdin=subprocess.DEVNULL,
@@ -360,6 +379,11 @@ class Container:
 
     def show(self, unit: str, prop: str) -> str:
         return self.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def _escape(path: str) -> str:
+    """A path for a colon-separated nspawn option (--bind=SRC:DST): backslash escapes."""
+    return path.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _cgroup_pids(cgroup: Path) -> list[int]:

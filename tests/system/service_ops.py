@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
-from container import Container, wait_for
+from container import INSIDE_ENV, Container, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+IN_REPO = f"cd {shlex.quote(str(REPO))} && "  # for shell commands run inside
 UNIT = "expressiond"
 CONF = "/etc/expressiond/expressiond.toml"
 CLIP = "/opt/expressiond/share/expressiond/models/samples/demo.avi"
@@ -132,10 +134,22 @@ def flowing_status(c: Container, camera: str, timeout: float = 30) -> str:
     return wait_for(probe, timeout, 0.5, f"a STATUS= line with {camera} fps > 0, broker connected")
 
 
+def make_install(c: Container, wheelhouse: Path, path_first: str = "", check: bool = True):
+    """`make install` from the checkout inside, offline (pip: only the wheelhouse); with
+    ``path_first`` put before PATH."""
+    path = f"{path_first}:{INSIDE_ENV['PATH']}" if path_first else INSIDE_ENV["PATH"]
+    return c.run(
+        IN_REPO + f"PATH={shlex.quote(path)} PIP_NO_INDEX=1 PIP_FIND_LINKS={shlex.quote(str(wheelhouse))}"
+        " make install",
+        check=check,
+        timeout=600,
+    )
+
+
 def checkout_fingerprint(c: Container) -> str:
     """What `make install` installs from the checkout (read live through the overlay)."""
     return c.run(
-        f"cd {REPO} && find pyproject.toml README.md daemon systemd config models/ir -type f"
+        IN_REPO + "find pyproject.toml README.md daemon systemd config models/ir -type f"
         " ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*'"
         " | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum",
         timeout=120,

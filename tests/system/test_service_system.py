@@ -21,7 +21,9 @@ the camera reconnects, and a reconnecting camera is by design no reason for a wa
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -30,8 +32,8 @@ from container import Container, wait_for
 from service_ops import (
     CONF,
     DEVICE_ID,
+    IN_REPO,
     PORT,
-    REPO,
     TOPIC,
     UNIT,
     checkout_fingerprint,
@@ -41,6 +43,7 @@ from service_ops import (
     journal,
     journal_text,
     logged,
+    make_install,
     mqtt_sub,
     show,
     write_config,
@@ -58,15 +61,13 @@ FREEZER = "/usr/local/lib/expressiond-test/freeze_thread.py"
 
 @pytest.fixture(scope="module")
 def installed(container: Container, wheelhouse: Path, measured) -> dict[str, str]:
-    """`make install` in the container (offline), a mosquitto unit, the test config."""
+    """`make install` in the container (offline), a mosquitto unit, the test config. The
+    test venv's interpreter (pyenv's on the build boxes) comes first in PATH, as in a shell
+    here: the service must still get the system python3, which its ProtectHome=yes can see."""
     c = container
     before = checkout_fingerprint(c)
     t0 = time.monotonic()
-    r = c.run(
-        f"cd {REPO} && PIP_NO_INDEX=1 PIP_FIND_LINKS={wheelhouse} make install",
-        check=False,
-        timeout=600,
-    )
+    r = make_install(c, wheelhouse, os.path.dirname(os.path.realpath(sys.executable)), check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     measured["make install in the container (offline wheelhouse)"] = f"{time.monotonic() - t0:.1f} s"
     c.write(
@@ -109,6 +110,8 @@ def test_installed_unit_is_enabled_verified_and_hardened(container, installed, m
     assert "expressiond: installed" in installed["output"]
     assert c.systemctl("is-enabled", UNIT).stdout.strip() == "enabled"
     assert c.run(["/opt/expressiond/bin/expressiond", "--help"]).returncode == 0
+    python = c.run("readlink -f /opt/expressiond/bin/python /usr/bin/python3").stdout.split()
+    assert python[0] == python[1], python  # the venv is the system python's
     r = c.run(["systemd-analyze", "verify", "/etc/systemd/system/expressiond.service"], check=False)
     assert (r.returncode, r.stdout + r.stderr) == (0, "")
     out = c.run(["systemd-analyze", "security", "--no-pager", "expressiond.service"]).stdout
@@ -118,12 +121,12 @@ def test_installed_unit_is_enabled_verified_and_hardened(container, installed, m
     assert float(m[1]) <= 2.0, out
 
 
-def test_make_install_again_changes_nothing(container, installed, wheelhouse):
+def test_make_install_again_changes_nothing(container, installed, wheelhouse, cannot_run):
     c = container
     before = checkout_fingerprint(c)
-    again = c.run(f"cd {REPO} && PIP_NO_INDEX=1 PIP_FIND_LINKS={wheelhouse} make install", timeout=300).stdout
+    again = make_install(c, wheelhouse).stdout
     if not installed["fingerprint"] == before == checkout_fingerprint(c):
-        pytest.skip("the checkout changed while this test ran (someone is editing it): not comparable")
+        cannot_run("the checkout changed while this test ran (someone is editing it): not comparable")
     changed = [line for line in again.splitlines() if line.startswith("  ") and "up to date" not in line]
     assert "expressiond: up to date, nothing changed" in again, changed
 
@@ -383,7 +386,7 @@ def test_stop_publishes_offline_and_exits_cleanly(container, installed, measured
 def test_make_uninstall_removes_it_and_keeps_state(container, installed):
     c = container
     ensure_running(c, config("door"))  # so that there is state (the spool) to keep
-    out = c.run(f"cd {REPO} && make uninstall", timeout=120).stdout
+    out = c.run(IN_REPO + "make uninstall", timeout=120).stdout
     assert "expressiond: uninstalled" in out, out
     assert show(c, "LoadState")["LoadState"] == "not-found"
     for gone in (

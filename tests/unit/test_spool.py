@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from needs import need
 
 from expressiond.errors import ConfigError
 from expressiond.sinks.mqtt.spool import Spool
@@ -156,8 +157,11 @@ def tiny_tmpfs(tmp_path):
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+    need(
+        r.returncode == 0,
+        "a tmpfs mount",
+        f"run as root with CAP_SYS_ADMIN (mount: {r.stderr.decode().strip()})",
+    )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
