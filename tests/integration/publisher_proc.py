@@ -1,7 +1,7 @@
 """A publisher in its own process, for tests that SIGKILL it (will message, spool after crash).
 
 Emits ``--count`` events (frame numbers from ``--start``) at ``--rate`` per second through
-expressiond.mqtt.Publisher, appending "<event id> <frame>" to ``--ids-file`` after each emit()
+expressiond.sinks.mqtt.Publisher, appending "<event id> <frame>" to ``--ids-file`` after each emit()
 returned (i.e. after the event is durably spooled). Then waits: on SIGTERM it closes (drain,
 offline) and exits 0; it exits by itself after ``--max-seconds``.
 """

@@ -1,4 +1,4 @@
-"""Pure parts of expressiond.mqtt: password sources and checks, operator messages, backoff,
+"""Pure parts of expressiond.sinks.mqtt: password sources and checks, operator messages, backoff,
 discovery payload, inbound payload filtering. No broker needed."""
 
 from __future__ import annotations
