@@ -51,7 +51,7 @@ def render(doc: dict) -> str:
     lines.append(
         f"Events lost in total: {lost}. Measured by `tests/faults` on {doc.get('machine')}, "
         f"last updated {doc.get('updated')}; regenerate with "
-        "`python benchmarks/fault_table.py`."
+        "`make faults` (the fault suite, then this table; `make soak` adds the long runs)."
     )
     return "\n".join(lines) + "\n"
 
