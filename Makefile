@@ -20,7 +20,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libsystemd-dev pkg-config gcc \
 PY310 ?= $(shell (pyenv root 2>/dev/null || echo /root/.pyenv) | sed 's|$$|/versions/3.10.13/bin/python3.10|')
 VENV310 := .venv310
 
-.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit bench profile soak figures install uninstall clean distclean
+.PHONY: all setup deps venv venv310 models demo test test-py310 lint unit bench profile accuracy soak figures install uninstall clean distclean
 
 all: setup
 
@@ -95,6 +95,11 @@ test-py310: venv310
 # benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
 bench: setup
 	@$(PY) benchmarks/bench_all.py --out benchmarks/results.json
+
+# Expression accuracy levers (issue 17), cross-validated on the dev photos in ../shared
+# (~4 min): the variant table; benchmarks/accuracy_variants.json
+accuracy: setup
+	@$(PY) benchmarks/accuracy.py
 
 # Where the end-to-end time goes (py-spy if installed): benchmarks/profile.json
 profile: setup
