@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
         omz, missing = prepare_models(models, Path(tmp), say, strict)
         for m in missing:
-            print(f"{'error' if strict else 'warning'}: missing, its rows are left out: {m}", file=sys.stderr)
+            what = "error: missing (CI=true: a missing input fails the run)" if strict else "warning: missing"
+            print(f"{what}: {m}" + ("" if strict else "; its rows are left out"), file=sys.stderr)
         if missing and strict:
             return 1
         specs = usable_views(omz, missing)
