@@ -27,7 +27,6 @@ from expressiond.imageio import read_image
 from expressiond.inference.adapters import grow_box
 from expressiond.inference.analyzer import FaceAnalyzer, product_settings
 from expressiond.inference.faceapi import face_crop
-from expressiond.modelbuild.tfjs_graph import build_graph_model
 
 ov = pytest.importorskip("openvino")
 if not hasattr(ov, "save_model"):  # OpenVINO 2022.3: no opset API, no builds
@@ -40,6 +39,7 @@ from expressiond.modelbuild.faceapi_landmarks import (  # noqa: E402
     landmarks_in_crop,
 )
 from expressiond.modelbuild.human_emotion import EMOTION_MODEL, build_emotion_ir  # noqa: E402
+from expressiond.modelbuild.tfjs_graph import build_graph_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
