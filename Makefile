@@ -55,7 +55,7 @@ case "$${CI,,}" in ""|0|false|no|off) echo "!! skipped: $(1)";; \
   *) echo "error: missing input under CI=$$CI: $(1)" >&2; exit 1;; esac
 endef
 
-.PHONY: faults all setup deps venv venv310 models demo test test-py310 lint unit bench profile soak figures install uninstall clean distclean
+.PHONY: faults all setup deps venv venv310 models demo test test-py310 lint unit bench profile accuracy soak figures install uninstall clean distclean
 
 all: setup
 
@@ -144,6 +144,11 @@ test-py310: venv310
 # benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
 bench: setup
 	@$(PY) benchmarks/bench_all.py --out benchmarks/results.json
+
+# Expression accuracy levers (issue 17), cross-validated on the dev photos in ../shared
+# (~4 min): the variant table; benchmarks/accuracy_variants.json
+accuracy: setup
+	@$(PY) benchmarks/accuracy.py
 
 # Where the end-to-end time goes (py-spy if installed): benchmarks/profile.json
 profile: setup
