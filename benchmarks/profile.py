@@ -224,7 +224,8 @@ def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
     from expressiond.sources.frames import normalise_image
     from expressiond.tracking import ExpressionTracker
 
-    det, cls = compile_models(cfg)
+    det, classifiers = compile_models(cfg)  # the classifier steps run every member of the set
+    nets = classifiers.nets
     cap = cv2.VideoCapture(str(clip))
     frames = []
     while True:
@@ -240,21 +241,26 @@ def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
         if not ok:
             cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
 
-    det_req, cls_req = det.compiled.create_infer_request(), cls.compiled.create_infer_request()
+    det_req = det.compiled.create_infer_request()
+    cls_reqs = [net.compiled.create_infer_request() for net in nets]
     for img in frames[::10]:  # a frame with faces (the clip shows each photo for a while)
         h, w = img.shape[:2]
         det_req.infer({0: det.adapter.prepare(img)})
         outputs = det.adapter.fetch(det_req)
         dets = det.adapter.detect(outputs, w, h)
-        crops = [c for c in (cls.adapter.crop(img, b) for _s, _r, b in dets) if c is not None]
+        crops = [c for c in (classifiers.crops(img, b) for _s, _r, b in dets) if c is not None]
         if len(crops) >= 2:
             break
     if not crops:
         return {"error": f"no face found in {clip}"}
     crop = crops[0]
-    cls_req.infer({0: cls.adapter.prepare(crop)})
-    cls_out = cls.adapter.fetch(cls_req)
-    scores = cls.adapter.scores(cls_out)
+
+    def classify():
+        for net, req, c in zip(nets, cls_reqs, crop, strict=True):
+            req.infer({0: net.adapter.prepare(c)})
+
+    classify()
+    scores = classifiers.combine([net.adapter.fetch(req) for net, req in zip(nets, cls_reqs, strict=True)])
     tracker = ExpressionTracker(cfg.tracking, "bench")
     k = [0]
 
@@ -268,17 +274,18 @@ def steps(cfg: Config, clip: Path, n: int = 60) -> dict:
         "frame checks + contiguous (normalise_image)": _time(lambda: normalise_image(img), n),
         "detector output copy (fetch, callback)": _time(lambda: det.adapter.fetch(det_req), n),
         "NMS + box decode (detect)": _time(lambda: det.adapter.detect(outputs, w, h), n),
-        "face crop (per face)": _time(lambda: cls.adapter.crop(img, dets[0][2]), n),
+        "face crop (per face)": _time(lambda: classifiers.crops(img, dets[0][2]), n),
         "classifier output copy + scores (per face)": _time(
-            lambda: cls.adapter.scores(cls.adapter.fetch(cls_req)), n
+            lambda: classifiers.combine(
+                [net.adapter.fetch(req) for net, req in zip(nets, cls_reqs, strict=True)]
+            ),
+            n,
         ),
         "tracker update (per frame)": _time(track, n),
         "detector inference, 1 request (1 stream)": _time(
             lambda: det_req.infer({0: det.adapter.prepare(img)}), max(5, n // 6)
         ),
-        "classifier inference, 1 request (per face)": _time(
-            lambda: cls_req.infer({0: cls.adapter.prepare(crop)}), n
-        ),
+        "classifier inference, 1 request per member (per face)": _time(classify, n),
     }
     faces = len(crops)
     per_frame = {}

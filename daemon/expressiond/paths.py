@@ -20,7 +20,13 @@ from pathlib import Path
 
 BUILTIN_DETECTOR = "face-api/ssd_mobilenetv1"
 BUILTIN_CLASSIFIER = "face-api/expression"
-BUILTIN_MODELS = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)  # built by `models build`
+# The mini-Xception emotion net of the npm package @vladmandic/human (oarriaga, MIT; 64x64 grey)
+HUMAN_EMOTION = "human/emotion"
+BUILTIN_MODELS = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER, HUMAN_EMOTION)  # built by `models build`
+INT8_MODELS = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)  # also quantised by `models build`
+CLASSIFIER_MODELS = (BUILTIN_CLASSIFIER, HUMAN_EMOTION)  # the names [classifier] may use
+# The labels of the builtin classifiers (face-api's order) and of every event of an ensemble
+EXPRESSION_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 # Third-party IR committed to the checkout under models/<name>/<precision>/ (see the SOURCES.md
 # there); found in <models_dir>/<name>/ first, else in the checkout (bundled_model_dir).
 BUNDLED_DETECTOR = "omz/face-detection-retail-0005"  # Open Model Zoo, Apache-2.0
@@ -50,17 +56,27 @@ def default_models_dir() -> Path:
 
 
 def builtin_model_dir(models_dir: Path, name: str, precision: str) -> Path:
-    """<models_dir>/<name>/<precision>. A bundled model missing there comes from the checkout;
-    it has no INT8 IR, so INT8 gives its FP16 IR."""
+    """<models_dir>/<name>/<precision>. A bundled model missing there comes from the checkout.
+    A model without INT8 IR (bundled ones, human/emotion) gives its FP16 IR for INT8."""
     folder = Path(models_dir) / name / precision
-    if name not in BUNDLED_MODELS or (folder / "model.xml").is_file():
+    no_int8 = precision == "INT8" and name not in INT8_MODELS
+    if (folder / "model.xml").is_file() or (name not in BUNDLED_MODELS and not no_int8):
         return folder
-    tries = (precision, "FP16") if precision == "INT8" else (precision,)
+    tries = (precision, "FP16") if no_int8 else (precision,)
     for p in tries:
-        for candidate in (Path(models_dir) / name / p, bundled_model_dir(name, p)):
+        candidates = [Path(models_dir) / name / p]
+        if name in BUNDLED_MODELS:
+            candidates.append(bundled_model_dir(name, p))
+        for candidate in candidates:
             if (candidate / "model.xml").is_file():
                 return candidate
     return folder
+
+
+def builtin_calibration() -> Path:
+    """The class-score calibration shipped for the default ensemble ([classifier]
+    calibration = "builtin"; made by benchmarks/accuracy.py --fit-calibration)."""
+    return Path(__file__).resolve().parent / "inference" / "calibration" / "faceapi-human-mean.json"
 
 
 def bundled_model_dir(name: str, precision: str) -> Path:

@@ -16,6 +16,7 @@ from expressiond.config import (
     ClassifierConfig,
     Config,
     DetectorConfig,
+    EnsembleMember,
     InferenceConfig,
     LoggingConfig,
     MqttConfig,
@@ -122,7 +123,14 @@ def test_defaults_match_the_interface_contract(monkeypatch):
         max_faces=20,
         min_face_px=20,
     )
-    assert cfg.classifier.model == "face-api/expression"
+    # the classifier: the ensemble of issue 17, face-api's net with its mirror image and human's
+    # mini-Xception without, averaged, with the shipped calibration when the members are these
+    assert cfg.classifier.model is None and cfg.classifier.is_ensemble
+    assert cfg.classifier.members == (
+        EnsembleMember(model="face-api/expression", weight=1.0, flip=True, crop="auto", margin=None),
+        EnsembleMember(model="human/emotion", weight=1.0, flip=False, crop="auto", margin=None),
+    )
+    assert (cfg.classifier.combine, cfg.classifier.calibration) == ("mean", "auto")
     assert (cfg.classifier.device, cfg.classifier.precision) == (None, None)
     assert cfg.cameras == (
         CameraConfig(
@@ -242,7 +250,17 @@ def test_to_dict_is_json_and_round_trips():
     data = cfg.to_dict(redact_secrets=False)
     assert json.loads(json.dumps(data)) == data
     assert set(data) == {f.name for f in dataclasses.fields(Config)} - {"key_lines"}
-    assert set(data["classifier"]) == {"model", "device", "precision", "flip", "crop", "margin"}
+    assert set(data["classifier"]) == {
+        "model",
+        "device",
+        "precision",
+        "flip",
+        "crop",
+        "margin",
+        "ensemble",
+        "combine",
+        "calibration",
+    }
     back = from_dict(json.loads(json.dumps(data)))
     assert back == cfg and back.source == "full.toml"
     minimal = parse_config(MINIMAL)
@@ -323,10 +341,15 @@ IR_FILES = ("model.xml", "model.bin", "model.json")
 
 
 def _build_ir(models_dir: Path, name: str, precision: str, files=IR_FILES) -> Path:
+    """Stand-in IR files; a classifier's model.json has its labels (check_model_files reads
+    them to check the ensemble)."""
     folder = paths.builtin_model_dir(models_dir, name, precision)
     folder.mkdir(parents=True)
     for file in files:
-        (folder / file).write_text("x")
+        text = "x"
+        if file == "model.json" and name in paths.CLASSIFIER_MODELS:
+            text = json.dumps({"labels": list(paths.EXPRESSION_LABELS)})
+        (folder / file).write_text(text)
     return folder
 
 
@@ -352,7 +375,7 @@ def test_check_model_files_names_the_missing_file_and_the_fix(tmp_path):
         check_model_files(_with_models_dir(tmp_path))
     message = str(info.value)
     folder = tmp_path / "face-api" / "expression" / "FP32"
-    assert message.startswith("m.toml: classifier.model: face-api/expression FP32 is not built")
+    assert message.startswith("m.toml: classifier.ensemble[0].model: face-api/expression FP32 is not built")
     assert f"model.bin missing in {folder}" in message
     assert f"expressiond models build --dir {tmp_path}" in message
     assert "\n" not in message
@@ -361,10 +384,11 @@ def test_check_model_files_names_the_missing_file_and_the_fix(tmp_path):
 def test_check_model_files_uses_the_precision_of_each_model(tmp_path):
     _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP16")
     _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "FP32")
+    _build_ir(tmp_path, paths.HUMAN_EMOTION, "FP32")
     check_model_files(_with_models_dir(tmp_path, '[detector]\nprecision = "FP16"\n'))
     with pytest.raises(ModelError, match=r"^m\.toml:3: detector\.model: .* FP32 is not built"):
         check_model_files(_with_models_dir(tmp_path, '[detector]\nmodel = "face-api/ssd_mobilenetv1"\n'))
-    with pytest.raises(ModelError, match=r"classifier\.model: face-api/expression FP16"):
+    with pytest.raises(ModelError, match=r"classifier\.ensemble\[0\]\.model: face-api/expression FP16"):
         check_model_files(
             _with_models_dir(tmp_path, '[inference]\nprecision = "FP16"\n[detector]\nprecision = "FP16"\n')
         )
@@ -379,6 +403,8 @@ def test_int8_precision_is_accepted_globally_and_per_model(tmp_path):
     assert (cfg.model_precision(cfg.detector), cfg.model_precision(cfg.classifier)) == ("FP32", "INT8")
     _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP32")
     _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "INT8")
+    _build_ir(tmp_path, paths.HUMAN_EMOTION, "FP16")  # it has no INT8 IR: INT8 runs its FP16 IR
+    assert paths.builtin_model_dir(tmp_path, paths.HUMAN_EMOTION, "INT8").name == "FP16"
     face_api = f'[detector]\nmodel = "{paths.BUILTIN_DETECTOR}"\n'
     check_model_files(_with_models_dir(tmp_path, face_api + '[classifier]\nprecision = "INT8"\n'))
     with pytest.raises(

@@ -14,6 +14,7 @@ Thread: none of its own; pure functions, called by whoever loads a config.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 KeyPath = tuple[str | int, ...]
 
@@ -51,6 +52,16 @@ def lookup_line(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
         if line is not None:
             return line
     return None
+
+
+def where(source: str, lines: Mapping[str, int], path: KeyPath) -> str:
+    """ "file:line: key.path" for a loaded Config's ``key_lines`` (formatted paths); the line
+    of the closest written parent when the key itself is not written (a default)."""
+    for end in range(len(path), 0, -1):
+        line = lines.get(format_path(path[:end]))
+        if line is not None:
+            return f"{source}:{line}: {format_path(path)}"
+    return f"{source}: {format_path(path)}"
 
 
 class _Stop(Exception):

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from expressiond import paths
-from expressiond.config.lines import KeyPath, format_path, key_lines
-from expressiond.config.model import SAMPLES_SOURCE, Config, ModelConfig
+from expressiond.config.ensemble import check_classifier_set
+from expressiond.config.lines import KeyPath, key_lines, where
+from expressiond.config.model import SAMPLES_SOURCE, Config
 from expressiond.config.schema import build_config
 from expressiond.errors import ConfigError, ModelError
 from expressiond.sources.registry import is_live
@@ -122,51 +123,64 @@ def _syntax_message(exc: Exception, text: str, source: str) -> str:
 
 
 def _where(cfg: Config, path: KeyPath) -> str:
-    line = cfg.key_lines.get(format_path(path))
-    return f"{cfg.source}:{line}: {format_path(path)}" if line else f"{cfg.source}: {format_path(path)}"
+    return where(cfg.source, cfg.key_lines, path)
 
 
 def check_model_files(cfg: Config) -> None:
-    """Raise ModelError/ConfigError unless every configured model's IR files are on disk.
+    """Raise ModelError/ConfigError unless every configured model's IR files are on disk and
+    the classifier set holds together.
 
     Builtin names resolve to <models_dir>/<name>/<precision>/model.{xml,bin,json} with
     models_dir from the config or paths.default_models_dir() and the precision of the model
     section or of [inference]. Any other model is a path to an .xml file that needs a .bin
     and a .json (metadata) of the same stem beside it. Relative paths are relative to the
-    working directory. Reads file metadata only; no model is loaded, no device touched.
+    working directory. Then the classifier set (check_classifier_set). Reads files only; no
+    model is loaded, no device touched.
     """
+    entries: list[tuple[str, str, KeyPath]] = [
+        (cfg.detector.model, cfg.model_precision(cfg.detector), ("detector", "model"))
+    ]
+    precision = cfg.model_precision(cfg.classifier)
+    if cfg.classifier.is_ensemble:
+        for index, member in enumerate(cfg.classifier.ensemble):
+            entries.append((member.model, precision, ("classifier", "ensemble", index, "model")))
+    else:
+        entries.append((cfg.classifier.model, precision, ("classifier", "model")))
+    for name, precision, key in entries:
+        _check_model(cfg, name, precision, key)
+    check_classifier_set(cfg)
+
+
+def _check_model(cfg: Config, name: str, precision: str, key: KeyPath) -> None:
     models_dir = cfg.models_path()
-    for role in ("detector", "classifier"):
-        model: ModelConfig = getattr(cfg, role)
-        where = _where(cfg, (role, "model"))
-        if model.is_builtin:
-            if cfg.models_dir is not None and not models_dir.is_dir():
-                raise ConfigError(
-                    f"{_where(cfg, ('models_dir',))}: directory {models_dir} does not exist; "
-                    f"fix the path or build the models there: expressiond models build "
-                    f"--dir {models_dir}"
-                )
-            precision = cfg.model_precision(model)
-            folder = paths.builtin_model_dir(models_dir, model.model, precision)
-            missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
-            if missing:
-                raise ModelError(
-                    f"{where}: {model.model} {precision} is not built: {', '.join(missing)} "
-                    f"missing in {folder}; run: expressiond models build --dir {models_dir} "
-                    "(or set models_dir / $EXPRESSIOND_MODELS to where the models are)"
-                )
-            continue
-        xml = Path(model.model)
-        if not xml.is_file():
-            raise ConfigError(f"{where}: model file {xml} not found; fix the path")
-        missing = [str(p) for p in (xml.with_suffix(".bin"), xml.with_suffix(".json"))]
-        missing = [p for p in missing if not Path(p).is_file()]
+    where = _where(cfg, key)
+    if name in paths.NAMED_MODELS:
+        if cfg.models_dir is not None and not models_dir.is_dir():
+            raise ConfigError(
+                f"{_where(cfg, ('models_dir',))}: directory {models_dir} does not exist; "
+                f"fix the path or build the models there: expressiond models build "
+                f"--dir {models_dir}"
+            )
+        folder = paths.builtin_model_dir(models_dir, name, precision)
+        missing = [file for file in MODEL_FILES if not (folder / file).is_file()]
         if missing:
             raise ModelError(
-                f"{where}: {xml.name} needs {' and '.join(missing)} beside it (weights and "
-                "metadata of the same name); copy them there or convert the model again "
-                "with expressiond convert"
+                f"{where}: {name} {precision} is not built: {', '.join(missing)} "
+                f"missing in {folder}; run: expressiond models build --dir {models_dir} "
+                "(or set models_dir / $EXPRESSIOND_MODELS to where the models are)"
             )
+        return
+    xml = Path(name)
+    if not xml.is_file():
+        raise ConfigError(f"{where}: model file {xml} not found; fix the path")
+    missing = [str(p) for p in (xml.with_suffix(".bin"), xml.with_suffix(".json"))]
+    missing = [p for p in missing if not Path(p).is_file()]
+    if missing:
+        raise ModelError(
+            f"{where}: {xml.name} needs {' and '.join(missing)} beside it (weights and "
+            "metadata of the same name); copy them there or convert the model again "
+            "with expressiond convert"
+        )
 
 
 def check_camera_sources(cfg: Config) -> None:

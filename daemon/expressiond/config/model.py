@@ -11,6 +11,7 @@ Thread: none of its own; instances are immutable and shared between threads.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from collections.abc import Mapping
@@ -67,12 +68,15 @@ def is_topic(value: str) -> bool:
     return all(TOPIC_LEVEL_RE.fullmatch(level) for level in value.split("/"))
 
 
-def _model_key(names: tuple[str, ...], default: str) -> Any:
+def _model_key(names: tuple[str, ...], default: Any, required: str = "") -> Any:
     return text(
         default,
         ", ".join(f'"{n}"' for n in names) + " or a path to an OpenVINO IR .xml file (with .bin and "
         ".json beside it)",
-        ok=lambda v: v in names or (not v.startswith(("face-api/", "omz/")) and v.lower().endswith(".xml")),
+        ok=lambda v: (
+            v in names or (not v.startswith(("face-api/", "omz/", "human/")) and v.lower().endswith(".xml"))
+        ),
+        required=required,
     )
 
 
@@ -111,17 +115,92 @@ class DetectorConfig(ModelConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnsembleMember:
+    """One network of [classifier] ensemble = [...]. weight: its share in the per-label mean
+    (among the members that have the label). flip, crop, margin as in ClassifierConfig; unset
+    (None): the [classifier] table's value."""
+
+    model: str = _model_key(
+        paths.CLASSIFIER_MODELS,
+        dataclasses.MISSING,
+        required='add model = "face-api/expression" (or another classifier) to the member',
+    )
+    weight: float = number(1.0, "a number > 0 and <= 100", lambda v: 0 < v <= 100)
+    flip: bool | None = boolean(None)
+    crop: str | None = choice(None, CROP_POLICIES)
+    margin: float | None = number(None, "a number from 0.5 to 4", lambda v: 0.5 <= v <= 4)
+
+
+# The default classifier set (issue 17, benchmarks/accuracy.py): face-api's expression net
+# (square crop, flip averaging) and human's mini-Xception (square crop, no flip: as measured),
+# per-label mean, then the shipped per-label log offsets. Cross-validated top-1 0.661 vs 0.643
+# for face-api alone on the 70 dev photos, every class >= 0.40, 1.5x the classifier cost per face.
+DEFAULT_ENSEMBLE = (
+    EnsembleMember(model=paths.BUILTIN_CLASSIFIER),
+    EnsembleMember(model=paths.HUMAN_EMOTION, flip=False),
+)
+MAX_MEMBERS = 8
+COMBINES = ("mean",)
+CALIBRATIONS = ("auto", "builtin", "none")  # or a path to a calibration JSON
+CALIBRATION_RULE = (
+    '"auto" (the shipped calibration when it was fitted for these members, else none), '
+    '"builtin" (the shipped one; an error for other members), "none", or a path to a '
+    "calibration JSON made by benchmarks/accuracy.py --fit-calibration"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClassifierConfig(ModelConfig):
-    """flip: average the scores of the face and its mirror image (one batch-2 request).
+    """An ensemble of networks (``ensemble``, the default) or one network (``model``).
+
+    flip: average the scores of the face and its mirror image (one batch-2 request).
     crop: how a face box becomes the classifier input: "box" as found, "square" (the short
     side grown to the long one), "model" (the metadata's input.crop), "auto" ("square" for the
     builtin face-api/expression, else "model"). margin: scale the box about its centre first
-    (None: the metadata's input.crop.enlarge with "model", else 1.0)."""
+    (None: the metadata's input.crop.enlarge with "model", else 1.0). With an ensemble they are
+    what a member that does not set its own gets.
 
-    model: str = _model_key((paths.BUILTIN_CLASSIFIER,), paths.BUILTIN_CLASSIFIER)
+    An ensemble's events carry the 7 labels of paths.EXPRESSION_LABELS whatever its members
+    have: per label, the weighted mean over the members that have it (``combine``), then the
+    log offsets of ``calibration`` (softmax(log p + offset), config/calibration.py); a single
+    model keeps its own labels."""
+
+    model: str | None = _model_key(paths.CLASSIFIER_MODELS, None)
     flip: bool = boolean(True)
     crop: str = choice("auto", CROP_POLICIES)
     margin: float | None = number(None, "a number from 0.5 to 4", lambda v: 0.5 <= v <= 4)
+    ensemble: tuple[EnsembleMember, ...] = custom(
+        DEFAULT_ENSEMBLE,
+        f'an array of 1 to {MAX_MEMBERS} tables such as {{ model = "human/emotion", weight = 1.0 }}',
+        reader="ensemble",
+    )
+    combine: str = choice("mean", COMBINES)
+    calibration: str = custom("auto", CALIBRATION_RULE, reader="calibration")
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.model is None
+
+    @property
+    def is_builtin(self) -> bool:
+        """Every network is a model name (built or bundled), none a path to an .xml file."""
+        return all(m.model in paths.NAMED_MODELS for m in self.members)
+
+    @property
+    def members(self) -> tuple[EnsembleMember, ...]:
+        """The networks to run, flip/crop/margin resolved: the ensemble, or ``model`` alone."""
+        if self.model is not None:
+            return (EnsembleMember(model=self.model, flip=self.flip, crop=self.crop, margin=self.margin),)
+        return tuple(
+            EnsembleMember(
+                model=m.model,
+                weight=m.weight,
+                flip=self.flip if m.flip is None else m.flip,
+                crop=m.crop or self.crop,
+                margin=self.margin if m.margin is None else m.margin,
+            )
+            for m in self.ensemble
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,9 +348,18 @@ class Config:
             if f.name == "cameras":
                 value = [_camera_dict(camera, redact_secrets) for camera in value]
             elif value is not None and not isinstance(value, str):
-                value = asdict(value)
+                value = _lists(asdict(value))
             out[f.name] = value
         return out
+
+
+def _lists(value: Any) -> Any:
+    """asdict's tuples (the ensemble's members) as JSON's lists."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 def _camera_dict(camera: CameraConfig, redact_secrets: bool) -> dict[str, Any]:

@@ -18,12 +18,15 @@ from typing import Any
 from expressiond.config.keys import Key, keys
 from expressiond.config.lines import KeyPath, format_path
 from expressiond.config.model import (
+    CALIBRATIONS,
     DEVICE_ID_RE,
+    MAX_MEMBERS,
     MAX_REQUESTS,
     CameraConfig,
     ClassifierConfig,
     Config,
     DetectorConfig,
+    EnsembleMember,
     ModelConfig,
     MqttConfig,
     TlsConfig,
@@ -204,11 +207,55 @@ def _cameras(sec: Section, name: str, key: Key) -> Any:
     return tuple(cameras)
 
 
+def _ensemble(sec: Section, name: str, key: Key) -> Any:
+    raw = sec.raw(name)
+    if raw is MISSING:
+        return MISSING
+    if isinstance(raw, Mapping) or not isinstance(raw, (list, tuple)) or not 1 <= len(raw) <= MAX_MEMBERS:
+        sec.bad_value(name, key.rule, raw)
+        return MISSING
+    members: list[EnsembleMember] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            sec.bad(name, f"[{index}] must be a table such as {{ model = ... }}, got {show(item)}")
+            continue
+        member_sec = Section(sec.checker, item, sec.prefix + (name, index))
+        values = read_table(member_sec, EnsembleMember)
+        member_sec.finish()
+        member = _build(EnsembleMember, values)
+        if member is MISSING:
+            continue
+        if member in members:
+            member_sec.bad(
+                "model",
+                f"ensemble[{members.index(member)}] is the same network run the same way; remove one "
+                "(or give them different flip, crop or margin)",
+            )
+            continue
+        members.append(member)
+    return tuple(members) if len(members) == len(raw) else MISSING
+
+
+def _calibration(sec: Section, name: str, key: Key) -> Any:
+    raw = sec.raw(name)
+    if raw is MISSING:
+        return MISSING
+    if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+        sec.bad_value(name, key.rule, raw)
+        return MISSING
+    if raw.strip().lower() in CALIBRATIONS and raw not in CALIBRATIONS:
+        sec.bad(name, f'write "{raw.strip().lower()}" (lower case)')
+        return MISSING
+    return raw
+
+
 READERS: dict[str, Callable[[Section, str, Key], Any]] = {
     "device_id": _device_id,
     "num_requests": _num_requests,
     "camera_source": _camera_source,
     "cameras": _cameras,
+    "ensemble": _ensemble,
+    "calibration": _calibration,
 }
 
 
@@ -224,6 +271,15 @@ def _camera_rules(sec: Section, values: dict[str, Any]) -> None:
             "realtime = false only applies to video files, image folders and "
             "samples (a live camera or stream sets its own pace); remove it",
         )
+
+
+def _classifier_rules(sec: Section, values: dict[str, Any]) -> None:
+    """``model`` (one network) or ``ensemble`` (the default), not both."""
+    if sec.present("model"):
+        if sec.present("ensemble"):
+            sec.bad("ensemble", "write either model = ... (one network) or ensemble = [...], not both")
+        if sec.present("combine"):
+            sec.bad("combine", "combine applies to an ensemble; remove it (model = ... is one network)")
 
 
 def _tracking_rules(sec: Section, values: dict[str, Any]) -> None:
@@ -275,6 +331,7 @@ Rule = Callable[[Section, dict[str, Any]], None]
 TABLE_FIRST_RULES: dict[type, tuple[Rule, ...]] = {MqttConfig: (_mqtt_first,)}
 TABLE_RULES: dict[type, tuple[Rule, ...]] = {
     CameraConfig: (_camera_rules,),
+    ClassifierConfig: (_classifier_rules,),
     TrackingConfig: (_tracking_rules,),
     MqttConfig: (_mqtt_rules,),
     TlsConfig: (_tls_rules,),

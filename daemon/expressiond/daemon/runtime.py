@@ -85,8 +85,8 @@ class Runtime:
     # --- what the service uses ----------------------------------------------------------------
     @property
     def labels(self) -> tuple[str, ...]:
-        """The classifier's labels, in its output order."""
-        return self._classifier.meta.labels
+        """The labels events carry (an ensemble: the 7 expression labels; one model: its own)."""
+        return self._classifier.labels
 
     def start(self) -> None:
         for cap in self._captures:

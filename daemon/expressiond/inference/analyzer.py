@@ -2,26 +2,30 @@
 warm-up, benchmarks/closeup.py). The daemon's frame path uses the asynchronous pipeline instead.
 
 The settings' defaults run the models exactly as their metadata describes them (face-api's SSD
-and expression net as the original library does; tests/golden relies on that).
-``product_settings`` gives what the daemon's default config runs: the bundled detector, flip
-averaging and the "auto" crop. Extras for measuring alternatives: ``detector_pads`` runs the
-detector on the frame centred in a canvas ``pad`` times its size (several pads: one NMS over
-all), ``ensemble`` averages in a second classifier for the labels it has.
+and expression net as the original library does; tests/golden relies on that): one classifier,
+``classifier`` with ``flip``/``crop``/``margin``. ``classifiers`` instead runs a whole
+[classifier] table (an ensemble, combined as the daemon combines it: inference/classifiers.py).
+``product_settings`` gives what the daemon's default config runs: the bundled detector and the
+default [classifier]. Extras for measuring alternatives: ``detector_pads`` runs the detector on
+the frame centred in a canvas ``pad`` times its size (several pads: one NMS over all),
+``ensemble`` merges in a further classifier for the labels it has (merge_ensemble).
 
 Thread: the caller's; an analyzer holds one infer request per network, so one thread uses it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from expressiond.config.keys import default_of
-from expressiond.config.model import ClassifierConfig, DetectorConfig, InferenceConfig
+from expressiond.config.model import ClassifierConfig, DetectorConfig, EnsembleMember, InferenceConfig
 from expressiond.events import Face
 from expressiond.inference import faceapi
+from expressiond.inference.classifiers import ClassifierSet, build_classifier_set
 from expressiond.inference.devices import effective_precision
 from expressiond.inference.engine import CompiledNet, compile_net
 from expressiond.inference.metadata import resolve_model
@@ -43,6 +47,7 @@ class AnalyzerSettings:
     flip: bool = False  # average each face with its mirror image (one batch-2 request)
     crop: str = "model"  # auto | model | box | square (adapters.crop_policy)
     margin: float | None = None
+    classifiers: ClassifierConfig | None = None  # a [classifier] table: replaces the four above
     detector_pads: tuple[float, ...] = (1.0,)  # measurement only: padded / multi-scale detection
     ensemble: str | None = None  # measurement only: a second classifier, e.g. OMZ emotions-0003
     ensemble_weight: float = 0.5
@@ -50,14 +55,10 @@ class AnalyzerSettings:
 
 def product_settings(models_dir: Path, **overrides) -> AnalyzerSettings:
     """The daemon's defaults (the key declarations of config/model.py) as analyzer settings."""
-    detector, classifier = DetectorConfig(), ClassifierConfig()
     base = AnalyzerSettings(
         models_dir,
-        detector=detector.model,
-        classifier=classifier.model,
-        flip=classifier.flip,
-        crop=classifier.crop,
-        margin=classifier.margin,
+        detector=DetectorConfig().model,
+        classifiers=ClassifierConfig(),
         fit_crops=True,  # the daemon's static classifier input (factory.compile_models)
     )
     return replace(base, **overrides)
@@ -68,14 +69,18 @@ class FaceAnalyzer:
         s = settings
         self.settings = s
         self.detector: CompiledNet = self._compile(s.detector, "detector")
-        self.classifier: CompiledNet = self._compile(s.classifier, "classifier")
+        self.classifiers: ClassifierSet = build_classifier_set(self.classifier_config, self._compile_member)
+        self.classifier: CompiledNet = self.classifiers.nets[0]  # the first (or only) network
         self._det = self.detector.adapter
         self._cls = self.classifier.adapter
         self._det_req = self.detector.compiled.create_infer_request()
-        self._cls_req = self.classifier.compiled.create_infer_request()
+        self._cls_reqs = [net.compiled.create_infer_request() for net in self.classifiers.nets]
+        self.member_seconds: list[list[float]] = [[] for _ in self._cls_reqs]  # per classify
         self.ensemble: CompiledNet | None = None
         if s.ensemble:
-            self.ensemble = self._compile(s.ensemble, "classifier", crop="model")
+            self.ensemble = self._compile(
+                s.ensemble, "classifier", crop="model", flip=s.flip, margin=s.margin
+            )
             self._ens_req = self.ensemble.compiled.create_infer_request()
         self.input_size = int(self.detector.meta.postprocess.get("input_size", 512))
         self.score_threshold = (
@@ -84,12 +89,27 @@ class FaceAnalyzer:
         self.nms_iou = self._det.nms_iou
         self.max_results = self._det.max_results
 
-    def _compile(self, spec: str, kind: str, crop: str | None = None) -> CompiledNet:
+    @property
+    def classifier_config(self) -> ClassifierConfig:
+        """The [classifier] table this analyzer runs (one model: calibration "none")."""
+        s = self.settings
+        if s.classifiers is not None:
+            return s.classifiers
+        return ClassifierConfig(
+            model=s.classifier, flip=s.flip, crop=s.crop, margin=s.margin, calibration="none"
+        )
+
+    def _compile_member(self, member: EnsembleMember) -> CompiledNet:
+        return self._compile(member.model, "classifier", member.crop, member.flip, member.margin)
+
+    def _compile(
+        self, spec: str, kind: str, crop: str | None = None, flip: bool = False, margin: float | None = None
+    ) -> CompiledNet:
         s = self.settings
         precision = effective_precision(s.device, s.precision)
         options = {}
         if kind == "classifier":
-            options = {"flip": s.flip, "crop": crop or s.crop, "margin": s.margin, "fit_crops": s.fit_crops}
+            options = {"flip": flip, "crop": crop or s.crop, "margin": margin, "fit_crops": s.fit_crops}
         return compile_net(
             resolve_model(spec, s.models_dir, precision),
             kind,
@@ -103,7 +123,7 @@ class FaceAnalyzer:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.classifier.meta.labels
+        return self.classifiers.labels
 
     def raw_detect(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         """The detector's outputs without the batch axis (faceapi_ssd: boxes, scores)."""
@@ -142,15 +162,23 @@ class FaceAnalyzer:
         )
 
     def classify(self, crop: np.ndarray) -> dict[str, float]:
-        """Class scores for one face image (the ensemble, if any, sees the same pixels)."""
-        scores = self._classify(crop)
+        """Class scores for one face image (every network sees the same pixels)."""
+        scores = self._classify([crop] * len(self._cls_reqs))
         if self.ensemble is not None:
             scores = merge_ensemble(scores, self._classify_ensemble(crop), self.settings.ensemble_weight)
         return scores
 
-    def _classify(self, crop: np.ndarray) -> dict[str, float]:
-        self._cls_req.infer({0: self._cls.prepare(np.ascontiguousarray(crop))})
-        return self._cls.scores(self._cls.fetch(self._cls_req))
+    def _classify(self, crops: list[np.ndarray]) -> dict[str, float]:
+        """Each network on its crop (timed into ``member_seconds``), combined."""
+        outputs = []
+        for k, (net, request, crop) in enumerate(
+            zip(self.classifiers.nets, self._cls_reqs, crops, strict=True)
+        ):
+            t0 = time.perf_counter()
+            request.infer({0: net.adapter.prepare(np.ascontiguousarray(crop))})
+            outputs.append(net.adapter.fetch(request))
+            self.member_seconds[k].append(time.perf_counter() - t0)
+        return self.classifiers.combine(outputs)
 
     def _classify_ensemble(self, crop: np.ndarray) -> dict[str, float]:
         adapter = self.ensemble.adapter
@@ -159,10 +187,10 @@ class FaceAnalyzer:
 
     def classify_face(self, image: np.ndarray, box) -> dict[str, float] | None:
         """Scores for the face at ``box`` (pixels), each model cropping by its own policy."""
-        crop = self._cls.crop(image, box)
-        if crop is None:
+        crops = self.classifiers.crops(image, box)
+        if crops is None:
             return None
-        scores = self._classify(crop)
+        scores = self._classify(crops)
         if self.ensemble is not None:
             other = self.ensemble.adapter.crop(image, box)
             if other is not None:

@@ -48,15 +48,27 @@ def _range(value) -> str:
     return "?"
 
 
-def _try_compile(cfg, role: str, device: str, core) -> dict:
-    model = getattr(cfg, role)
-    precision = effective_precision(device, cfg.model_precision(model))
-    row = {"model": model.model, "precision": precision, "device": device}
+def _roles(cfg) -> list[tuple[str, str, str, str]]:
+    """(role, model, configured device, precision) of every configured network: the detector,
+    then the classifier ("classifier" for the first member of an ensemble, "classifier[i]")."""
+    out = [
+        ("detector", cfg.detector.model, cfg.model_device(cfg.detector), cfg.model_precision(cfg.detector))
+    ]
+    device, precision = cfg.model_device(cfg.classifier), cfg.model_precision(cfg.classifier)
+    for i, member in enumerate(cfg.classifier.members):
+        out.append(("classifier" if i == 0 else f"classifier[{i}]", member.model, device, precision))
+    return out
+
+
+def _try_compile(cfg, role: str, model: str, device: str, precision: str, core) -> dict:
+    kind = "detector" if role == "detector" else "classifier"
+    precision = effective_precision(device, precision)
+    row = {"model": model, "precision": precision, "device": device}
     t0 = time.perf_counter()
     try:
-        files = resolve_model(model.model, cfg.models_path(), precision)
+        files = resolve_model(model, cfg.models_path(), precision)
         net = compile_net(
-            files, role, device, precision, cfg.inference.performance_hint, cfg.inference.cache_dir, core
+            files, kind, device, precision, cfg.inference.performance_hint, cfg.inference.cache_dir, core
         )
     except ExpressiondError as exc:
         row.update(compiles=False, error=str(exc), exit_code=exc.exit_code)
@@ -86,11 +98,14 @@ def device_report(cfg, core=None) -> dict:
         for key, prop in DEVICE_PROPERTIES:
             row[key] = _device_property(core, name, prop)
         row["precisions"] = _precisions(row["capabilities"])
-        row["models"] = {role: _try_compile(cfg, role, name, core) for role in ("detector", "classifier")}
+        row["models"] = {
+            role: _try_compile(cfg, role, model, name, precision, core)
+            for role, model, _device, precision in _roles(cfg)
+        }
         devices.append(row)
     configured = {
-        role: _try_compile(cfg, role, cfg.model_device(getattr(cfg, role)), core)
-        for role in ("detector", "classifier")
+        role: _try_compile(cfg, role, model, device, precision, core)
+        for role, model, device, precision in _roles(cfg)
     }
     myriad = plugin_registered(core, "MYRIAD") if LEGACY else False
     absent = [

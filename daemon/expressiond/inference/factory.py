@@ -12,39 +12,59 @@ from collections.abc import Callable
 
 import numpy as np
 
-from expressiond.config.model import Config
+from expressiond.config.model import Config, EnsembleMember
 from expressiond.events import FrameResult
+from expressiond.inference.classifiers import ClassifierSet, build_classifier_set
 from expressiond.inference.devices import effective_precision
 from expressiond.inference.engine import CompiledNet, compile_net
 from expressiond.inference.metadata import load_meta, resolve_model
 from expressiond.inference.ovcompat import property_value
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
+from expressiond.paths import EXPRESSION_LABELS
 
 
-def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
-    """(detector, classifier) compiled for the config's devices and precisions."""
+def compile_models(cfg: Config) -> tuple[CompiledNet, ClassifierSet]:
+    """(detector, classifier set) compiled for the config's devices and precisions."""
     inf = cfg.inference
-    models_dir = cfg.models_path()
-    nets = []
-    for role, model in (("detector", cfg.detector), ("classifier", cfg.classifier)):
-        device = cfg.model_device(model)
-        precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
-        files = resolve_model(model.model, models_dir, precision)
-        options = (
-            {"flip": model.flip, "crop": model.crop, "margin": model.margin, "fit_crops": True}
-            if role == "classifier"
-            else {}
+    detector = cfg.detector
+    device = cfg.model_device(detector)
+    precision = effective_precision(device, cfg.model_precision(detector))  # MYRIAD: FP16
+    files = resolve_model(detector.model, cfg.models_path(), precision)
+    det = compile_net(files, "detector", device, precision, inf.performance_hint, inf.cache_dir)
+    return det, compile_classifiers(cfg)
+
+
+def compile_classifiers(cfg: Config, **overrides) -> ClassifierSet:
+    """The [classifier] networks compiled and combined as the config says (``overrides``:
+    compile_net options for every member, e.g. static_shapes or performance_hint)."""
+    inf = cfg.inference
+    device = cfg.model_device(cfg.classifier)
+    precision = effective_precision(device, cfg.model_precision(cfg.classifier))
+    options = {"performance_hint": inf.performance_hint, "cache_dir": inf.cache_dir, "fit_crops": True}
+    options.update(overrides)
+
+    def compile_member(member: EnsembleMember) -> CompiledNet:
+        files = resolve_model(member.model, cfg.models_path(), precision)
+        return compile_net(
+            files,
+            "classifier",
+            device,
+            precision,
+            flip=member.flip,
+            crop=member.crop,
+            margin=member.margin,
+            **options,
         )
-        nets.append(
-            compile_net(files, role, device, precision, inf.performance_hint, inf.cache_dir, **options)
-        )
-    return nets[0], nets[1]
+
+    return build_classifier_set(cfg.classifier, compile_member)
 
 
 def classifier_labels(cfg: Config) -> tuple[str, ...]:
-    """The classifier's labels from its metadata, without compiling anything."""
-    model = cfg.classifier
-    files = resolve_model(model.model, cfg.models_path(), cfg.model_precision(model))
+    """The labels events carry, from the members' metadata, without compiling anything."""
+    classifier = cfg.classifier
+    if classifier.is_ensemble:
+        return EXPRESSION_LABELS
+    files = resolve_model(classifier.model, cfg.models_path(), cfg.model_precision(classifier))
     return load_meta(files, "classifier").labels
 
 
@@ -54,12 +74,13 @@ def resolve_num_requests(cfg: Config, detector: CompiledNet) -> int:
     return int(cfg.inference.num_requests)
 
 
-def warm_up(detector: CompiledNet, classifier: CompiledNet) -> float:
+def warm_up(detector: CompiledNet, classifiers: ClassifierSet) -> float:
     """One inference per model before READY, so the first camera frame is not the slow one."""
     t0 = time.monotonic()
     frame, face = np.zeros((480, 640, 3), np.uint8), np.zeros((112, 112, 3), np.uint8)
     detector.compiled.create_infer_request().infer({0: detector.adapter.prepare(frame)})
-    classifier.compiled.create_infer_request().infer({0: classifier.adapter.prepare(face)})
+    for net in classifiers.nets:
+        net.compiled.create_infer_request().infer({0: net.adapter.prepare(face)})
     return time.monotonic() - t0
 
 
@@ -77,7 +98,7 @@ def detector_params(cfg: Config, detector: CompiledNet) -> DetectorParams:
 def make_pipeline(
     cfg: Config,
     detector: CompiledNet,
-    classifier: CompiledNet,
+    classifier: ClassifierSet,
     num_requests: int,
     on_result: Callable[[FrameResult], None],
 ) -> AsyncPipeline:

@@ -4,8 +4,9 @@ Threads: the caller's thread submits frames (``submit`` blocks while every detec
 busy, which is the back-pressure that makes the capture slots drop old frames); OpenVINO's
 threads run the callbacks, which only copy the outputs and put them on one queue; one
 coordinator thread ("inference-coordinator") does the Python work: NMS, crops, classifier
-submission, collecting the faces of each frame and releasing FrameResults per camera in
-submission order.
+submission (one request per classifier member per face, each member its own queue), combining
+a face's member scores when all are back (ClassifierSet.combine), collecting the faces of each
+frame and releasing FrameResults per camera in submission order.
 
 Thread: ``submit`` in the caller's thread (the runtime's "frames" feeder); OpenVINO's callback
 threads only put on ``_done``; "inference-coordinator" does the rest. Pending frames and
@@ -25,6 +26,7 @@ import numpy as np
 
 from expressiond.counters import Counters
 from expressiond.events import Face, Frame, FrameResult
+from expressiond.inference.classifiers import ClassifierSet
 from expressiond.inference.engine import CompiledNet
 from expressiond.inference.ovcompat import AsyncInferQueue
 
@@ -44,8 +46,9 @@ class DetectorParams:
 class _Pending:
     frame: Frame
     seq: int
-    faces: list = field(default_factory=list)  # [(score, box)] after NMS
-    scores: dict = field(default_factory=dict)  # face index -> scores
+    faces: list = field(default_factory=list)  # [(score, box, member crops)] after NMS
+    scores: dict = field(default_factory=dict)  # face index -> combined scores
+    parts: dict = field(default_factory=dict)  # face index -> {member index: outputs}
     submitted_mono: float = 0.0
 
 
@@ -53,7 +56,7 @@ class AsyncPipeline:
     def __init__(
         self,
         detector: CompiledNet,
-        classifier: CompiledNet,
+        classifier: ClassifierSet,
         num_requests: int,
         params: DetectorParams,
         on_result: Callable[[FrameResult], None],
@@ -62,17 +65,19 @@ class AsyncPipeline:
         self._det = detector
         self._cls = classifier
         self._det_adapter = detector.adapter
-        self._cls_adapter = classifier.adapter
-        self.labels = classifier.meta.labels
+        self._cls_adapters = tuple(net.adapter for net in classifier.nets)
+        self.labels = classifier.labels
         self.params = params
         self._on_result = on_result
         self.num_requests = max(1, int(num_requests))
         self._det_queue = AsyncInferQueue(detector.compiled, self.num_requests)
-        self._cls_queue = AsyncInferQueue(
-            classifier.compiled, max(1, classifier_requests or self.num_requests)
+        self._cls_queues = tuple(
+            AsyncInferQueue(net.compiled, max(1, classifier_requests or self.num_requests))
+            for net in classifier.nets
         )
         self._det_queue.set_callback(self._det_done)
-        self._cls_queue.set_callback(self._cls_done)
+        for q in self._cls_queues:
+            q.set_callback(self._cls_done)
         self._done: queue.SimpleQueue = queue.SimpleQueue()  # bounded by requests in flight
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
@@ -92,8 +97,8 @@ class AsyncPipeline:
     def _det_done(self, request, frame_id) -> None:
         self._done.put(("det", frame_id, self._det_adapter.fetch(request)))
 
-    def _cls_done(self, request, key) -> None:
-        self._done.put(("cls", key, self._cls_adapter.fetch(request)))
+    def _cls_done(self, request, key) -> None:  # key: (frame id, face index, member index)
+        self._done.put(("cls", key, self._cls_adapters[key[2]].fetch(request)))
 
     # --- producer side --------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:
@@ -141,8 +146,9 @@ class AsyncPipeline:
             # callbacks (a cycle), and an AsyncInferQueue left to interpreter shutdown can abort
             # the process ("terminate called without an active exception", exit 134).
             self._det_queue.wait_all()
-            self._cls_queue.wait_all()
-            del self._det_queue, self._cls_queue
+            for q in self._cls_queues:
+                q.wait_all()
+            del self._det_queue, self._cls_queues
         return drained and not self._thread.is_alive()
 
     @property
@@ -196,19 +202,29 @@ class AsyncPipeline:
         for score, _rel, box in dets:
             if min(box[2], box[3]) < p.min_face_px:
                 continue
-            crop = self._cls_adapter.crop(image, box)
-            if crop is not None:
-                pending.faces.append((score, box, crop))
+            crops = self._cls.crops(image, box)
+            if crops is not None:
+                pending.faces.append((score, box, crops))
         if not pending.faces:
             self._finish(frame_id, pending)
             return
-        for idx, (_s, _b, crop) in enumerate(pending.faces):
-            self._cls_queue.start_async({0: self._cls_adapter.prepare(crop)}, (frame_id, idx))
+        for idx, (_s, _b, crops) in enumerate(pending.faces):
+            for k, (queue_k, adapter, crop) in enumerate(
+                zip(self._cls_queues, self._cls_adapters, crops, strict=True)
+            ):
+                queue_k.start_async({0: adapter.prepare(crop)}, (frame_id, idx, k))
 
     def _on_classification(self, key, outputs: tuple[np.ndarray, ...]) -> None:
-        frame_id, idx = key
-        pending = self._pending[frame_id]
-        pending.scores[idx] = self._cls_adapter.scores(outputs)
+        frame_id, idx, k = key
+        pending = self._pending.get(frame_id)
+        if pending is None:  # a member's late result for a frame already failed and finished
+            return
+        parts = pending.parts.setdefault(idx, {})
+        parts[k] = outputs
+        if len(parts) < len(self._cls_queues):
+            return
+        del pending.parts[idx]
+        pending.scores[idx] = self._cls.combine([parts[i] for i in range(len(parts))])
         if len(pending.scores) == len(pending.faces):
             self._finish(frame_id, pending)
 

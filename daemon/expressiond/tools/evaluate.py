@@ -102,6 +102,7 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
     n = len(items) - len(errors)
     totals = [sum(1 for p in per_image if p["label"] == label) for label in labels]
     s = analyzer.settings
+    cls = analyzer.classifier_config
     return {
         "n": n,
         "accuracy": correct / n if n else 0.0,
@@ -116,13 +117,27 @@ def evaluate(analyzer: FaceAnalyzer, image_dir: Path, labels_csv: Path, crops: b
         "precision": s.precision,
         "crops": crops,
         "detector": None if crops else s.detector,
-        "classifier": s.classifier,
-        "flip": s.flip,
+        "classifier": cls.model or "ensemble",
+        "classifiers": [
+            {
+                "model": m.name,
+                "weight": m.weight,
+                "flip": m.net.adapter.flip,
+                "crop": {"square": m.net.adapter.crop_square, "enlarge": m.net.adapter.crop_enlarge},
+                "median_ms": _median_ms(seconds),
+            }
+            for m, seconds in zip(analyzer.classifiers.members, analyzer.member_seconds, strict=True)
+        ],
+        "combine": None if analyzer.classifiers.passthrough else analyzer.classifiers.combine_kind,
+        "calibration": analyzer.classifiers.calibration.source if analyzer.classifiers.calibration else None,
+        "flip": analyzer.classifier.adapter.flip,
         "crop": {
             "square": analyzer.classifier.adapter.crop_square,
             "enlarge": analyzer.classifier.adapter.crop_enlarge,
         },
         "ensemble": s.ensemble,
+        # per face: detection, every member (its crop, inference and copy) and the whole
+        # classification (all members and the combination)
         "median_ms": {"detect": _median_ms(detect_s), "classify": _median_ms(classify_s)},
         "errors": errors,
         "images": per_image,
@@ -139,6 +154,14 @@ def print_report(result: dict) -> None:
     if result.get("labels_not_in_model"):
         print("labels the model lacks (counted as misses): " + ", ".join(result["labels_not_in_model"]))
     print("per-class recall: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_class_recall"].items()))
+    members = " + ".join(f"{m['model']} {m['median_ms'] or 0:.2f}" for m in result["classifiers"])
+    how = (
+        f", {result['combine']}" + (", calibrated" if result["calibration"] else "")
+        if result["combine"]
+        else ""
+    )
+    total = result["median_ms"]["classify"] or 0
+    print(f"classifier ms per face (median): {members} -> {total:.2f} in all{how}")
     width = max(len(x) for x in labels) + 1
     print("confusion (rows: label, columns: predicted)")
     print(" " * width + " ".join(f"{x[:4]:>4}" for x in labels))

@@ -109,9 +109,14 @@ def sync_loop(cfg: Config, frames: list[np.ndarray], seconds: float) -> dict:
     Compiled with the LATENCY hint (one stream on every core), the best a single synchronous
     request can get, and what OpenVINO's CPU default was in 2019."""
     load = load_avg()
-    det, cls = compile_models(replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY")))
-    det_req, cls_req = det.compiled.create_infer_request(), cls.compiled.create_infer_request()
-    det_size, cls_size = det.adapter.natural_size(), cls.adapter.natural_size()
+    det, classifiers = compile_models(
+        replace(cfg, inference=replace(cfg.inference, performance_hint="LATENCY"))
+    )
+    det_req = det.compiled.create_infer_request()
+    members = [
+        (net, net.compiled.create_infer_request(), net.adapter.natural_size()) for net in classifiers.nets
+    ]
+    det_size = det.adapter.natural_size()
     det_pad = det.adapter.pad != "none"  # face-api's SSD pads to square, OMZ models do not
     n = faces = 0
     lat = []
@@ -123,10 +128,14 @@ def sync_loop(cfg: Config, frames: list[np.ndarray], seconds: float) -> dict:
         det_req.infer({0: det.adapter.prepare(blob)})
         dets = det.adapter.detect(det.adapter.fetch(det_req), *det_size)
         for _score, _rel, box in dets:
-            crop = cls.adapter.crop(blob, box)
-            if crop is None:
+            crops = classifiers.crops(blob, box)
+            if crops is None:
                 continue
-            cls_req.infer({0: cls.adapter.prepare(_fit_numpy(crop, cls_size, True))})
+            outputs = []
+            for (cls, cls_req, cls_size), crop in zip(members, crops, strict=True):
+                cls_req.infer({0: cls.adapter.prepare(_fit_numpy(crop, cls_size, True))})
+                outputs.append(cls.adapter.fetch(cls_req))
+            classifiers.combine(outputs)
             faces += 1
         lat.append(time.monotonic() - t)
         n += 1
@@ -231,13 +240,51 @@ def benchmark_app(
     u8 frame front end, saved by ``reference``), with the daemon's settings: same device,
     PERFORMANCE_HINT, inference precision (as the daemon's compiled model reports it) and
     -nireq; random u8 input [1, H, W, 3] of the clip's frame size, no decode. ``dynamic``
-    keeps the input dynamic as the daemon does (-data_shape) instead of fixing it (-shape)."""
+    keeps the input dynamic as the daemon does (-data_shape) instead of fixing it (-shape).
+    The classifier of an ensemble: one run per member, and one row for a face through all of
+    them (rate 1 / sum(1 / rate), CPU summed) with each member's row under "members"."""
+    xml = ref[role]
+    name = f"benchmark_app {role}" + (", dynamic shape" if dynamic else "")
+    if isinstance(xml, list):
+        rows = [
+            _benchmark_app_one(cfg, x, role, f"{name} {Path(x).stem}", shape, seconds, dynamic, ref)
+            for x in xml
+        ]
+        if len(rows) == 1:
+            return {**rows[0], "mode": name}
+        return _chained(name, rows)
+    return _benchmark_app_one(cfg, xml, role, name, shape, seconds, dynamic, ref)
+
+
+def _chained(name: str, rows: list[dict]) -> dict:
+    """One row for running every member on each input, from the members' own rows."""
+    out = {**rows[0], "mode": name, "members": rows}
+    ok = all(r.get("fps") for r in rows)
+    out["fps"] = round(1.0 / sum(1.0 / r["fps"] for r in rows), 3) if ok else None
+    cpu = [r.get("cpu_ms_per_frame") for r in rows]
+    out["cpu_ms_per_frame"] = round(sum(cpu), 1) if ok and all(cpu) else None
+    lat = [(r.get("latency_ms") or {}).get("p50") for r in rows]
+    out["latency_ms"] = {"p50": round(sum(lat), 3) if all(lat) else None, "p99": None}
+    errors = [r["error"] for r in rows if r.get("error")]
+    if errors:
+        out["error"] = " | ".join(errors)
+    return out
+
+
+def _benchmark_app_one(
+    cfg: Config,
+    xml: str,
+    role: str,
+    name: str,
+    shape: tuple[int, int],
+    seconds: float,
+    dynamic: bool,
+    ref: dict,
+) -> dict:
     load = load_avg()
     model = cfg.detector if role == "detector" else cfg.classifier
-    xml = ref[role]
     num_requests, infer_precision = ref["num_requests"], ref["inference_precision"]
     h, w = shape
-    name = f"benchmark_app {role}" + (", dynamic shape" if dynamic else "")
     exe = benchmark_app_exe()
     if exe is None:
         return _row(name, "bapp", 0, None, 0, None, None, load, error="benchmark_app not found")
@@ -332,16 +379,20 @@ def reference(cfg: Config, workdir: Path) -> dict:
     compiled detector reports, and both adapted models saved as IR for benchmark_app."""
     from expressiond.inference.ovcompat import save_model
 
-    det, cls = compile_models(cfg)
+    det, classifiers = compile_models(cfg)
     prec = det.info.get("INFERENCE_PRECISION_HINT")
     out = {
         "num_requests": resolve_num_requests(cfg, det),
         "inference_precision": str(prec) if prec else None,
         "detector_model": str(det.files.xml),
-        "classifier_model": str(cls.files.xml),
+        "classifier_model": " + ".join(str(net.files.xml) for net in classifiers.nets),
     }
-    for role, net in (("detector", det), ("classifier", cls)):
-        xml = workdir / f"{role}.xml"
+    xml = workdir / "detector.xml"
+    save_model(det.adapter.model, xml, compress_to_fp16=False)
+    out["detector"] = str(xml)
+    out["classifier"] = []  # every member's graph
+    for i, net in enumerate(classifiers.nets):
+        xml = workdir / f"classifier{i}-{net.meta.name.replace('/', '-')}.xml"
         save_model(net.adapter.model, xml, compress_to_fp16=False)
-        out[role] = str(xml)
+        out["classifier"].append(str(xml))
     return out

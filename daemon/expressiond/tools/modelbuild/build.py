@@ -1,5 +1,6 @@
-"""``expressiond models build``: pinned npm package -> OpenVINO IR (FP32, FP16) + metadata,
-then INT8 quantised from FP32 when NNCF is installed (int8.py).
+"""``expressiond models build``: pinned npm packages -> OpenVINO IR (FP32, FP16) + metadata:
+face-api's detector and expression net, human's emotion net (human_emotion.py), then INT8
+quantised from FP32 (face-api's two) when NNCF is installed (int8.py).
 
 Idempotent: a model whose metadata names the same source integrity and builder version and
 whose IR files still hash to the recorded sha256 is left alone.
@@ -178,8 +179,28 @@ def build_models(
         build_int8,  # after FP32: it is quantised from it, on the samples
     )
 
+    rows += _build_human(models_dir, force, download_dir, say)
     rows += install_bundled(models_dir, say)
     return rows + build_int8(models_dir, force=force, progress=say)
+
+
+def _build_human(models_dir: Path, force: bool, download_dir: Path | None, say: Progress) -> list[dict]:
+    """human/emotion (the default ensemble's second member) from its own pinned npm package."""
+    from expressiond.tools.modelbuild import human_emotion as human
+
+    targets = [builtin_model_dir(models_dir, human.EMOTION_MODEL, p) for p in FLOAT_PRECISIONS]
+    if not force and human.is_built(models_dir):
+        status, took = "up to date", None
+    else:
+        say(f"fetching {human.HUMAN.spec} (npm pack, integrity-checked) for {human.EMOTION_MODEL}")
+        t0 = time.monotonic()
+        human.build_emotion_ir(models_dir, say=say, download_dir=download_dir, force=True)
+        status, took = "built", round(time.monotonic() - t0, 2)
+    return [
+        {"model": human.EMOTION_MODEL, "precision": p, "status": status, "path": str(t)}
+        | ({"seconds": took} if took is not None else {})
+        for p, t in zip(FLOAT_PRECISIONS, targets, strict=True)
+    ]
 
 
 def _build_float(models_dir: Path, todo: list, download_dir: Path | None, say: Progress) -> list[dict]:

@@ -17,7 +17,6 @@ Thread: the caller's (`models build`, benchmarks/accuracy.py).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from expressiond.inference.bundled import sha256_file
 from expressiond.tools.modelbuild import graph as g
 from expressiond.tools.modelbuild.build import with_u8_bgr_input
 from expressiond.tools.modelbuild.faceapi_nets import EXPRESSION_MEAN_RGB
-from expressiond.tools.modelbuild.irfiles import save_ir
+from expressiond.tools.modelbuild.irfiles import ir_is_current, save_ir
 from expressiond.tools.modelbuild.npm_package import FACE_API, extract, fetch_tarball
 from expressiond.tools.modelbuild.tfjs_weights import load_weights
 
@@ -89,19 +87,6 @@ def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(subject's right eye, subject's left eye) centres; in an unmirrored image the right
     eye has the smaller x."""
     return points[RIGHT_EYE].mean(0), points[LEFT_EYE].mean(0)
-
-
-def ir_is_current(target: Path, integrity: str, builder_version: int) -> bool:
-    """model.xml/.bin/.json in ``target`` made from the same package by the same builder."""
-    try:
-        meta = json.loads((target / "model.json").read_text())
-        return (
-            meta.get("builder_version") == builder_version
-            and meta["source"]["integrity"] == integrity
-            and all(sha256_file(target / f) == h for f, h in meta["ir_sha256"].items())
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def build_landmark_ir(models_dir: Path, download_dir: Path | None = None, say=print) -> list[Path]:

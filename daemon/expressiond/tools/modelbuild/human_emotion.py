@@ -7,7 +7,9 @@ challenge data: research use, no open license for the images; the *weights* are 
 published), converted to tfjs by Vladimir Mandic (package MIT). Input: 64x64 grey,
 (g / 255 - 0.5) * 2 (human's src/gear/emotion.ts); labels in FER2013 order.
 
-Research use (benchmarks/accuracy.py): nothing of the daemon's runtime reads it yet.
+The second member of the default [classifier] ensemble (issue 17): `expressiond models build`
+builds it beside the face-api nets; tests/golden/test_golden_human.py holds it against the
+original tfjs model run in node.
 
 Thread: the caller's (`models build`, benchmarks/accuracy.py).
 """
@@ -19,8 +21,7 @@ from pathlib import Path
 
 import openvino as ov
 
-from expressiond.tools.modelbuild.faceapi_landmarks import ir_is_current
-from expressiond.tools.modelbuild.irfiles import save_ir
+from expressiond.tools.modelbuild.irfiles import ir_is_current, save_ir
 from expressiond.tools.modelbuild.npm_package import PinnedPackage, extract, fetch_tarball
 from expressiond.tools.modelbuild.tfjs_graph import build_graph_model, load_graph_weights
 
@@ -70,14 +71,25 @@ def emotion_metadata(precision: str, hashes: dict[str, str]) -> dict:
     }
 
 
+def is_built(models_dir: Path) -> bool:
+    """FP32 and FP16 IR made from the pinned package by this builder, files intact."""
+    targets = [Path(models_dir) / EMOTION_MODEL / p for p in ("FP32", "FP16")]
+    return all(ir_is_current(t, HUMAN.integrity, EMOTION_BUILDER_VERSION) for t in targets)
+
+
 def build_emotion_ir(
-    models_dir: Path, package_dir: Path | None = None, say=print, download_dir: Path | None = None
+    models_dir: Path,
+    package_dir: Path | None = None,
+    say=print,
+    download_dir: Path | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """FP32 and FP16 IR in <models_dir>/human/emotion/<precision>/model.{xml,bin,json}.
-    ``package_dir``: an unpacked @vladmandic/human package (else npm pack, 29 MB, cached)."""
+    """FP32 and FP16 IR in <models_dir>/human/emotion/<precision>/model.{xml,bin,json} (left
+    alone when built already, unless ``force``). ``package_dir``: an unpacked
+    @vladmandic/human package (else npm pack, 29 MB, integrity-checked, cached)."""
     models_dir = Path(models_dir)
     targets = [models_dir / EMOTION_MODEL / p for p in ("FP32", "FP16")]
-    if all(ir_is_current(t, HUMAN.integrity, EMOTION_BUILDER_VERSION) for t in targets):
+    if not force and is_built(models_dir):
         return [t / "model.xml" for t in targets]
     if package_dir is None:
         tarball = fetch_tarball(HUMAN, download_dir or models_dir / ".download")

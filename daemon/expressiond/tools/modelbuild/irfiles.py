@@ -43,6 +43,19 @@ def is_up_to_date(target: Path) -> bool:
         return False
 
 
+def ir_is_current(target: Path, integrity: str, builder_version: int) -> bool:
+    """model.xml/.bin/.json in ``target`` made from the same package by the same builder."""
+    try:
+        meta = json.loads((target / "model.json").read_text())
+        return (
+            meta.get("builder_version") == builder_version
+            and meta["source"]["integrity"] == integrity
+            and all(sha256_file(target / f) == h for f, h in meta["ir_sha256"].items())
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def save_ir(
     model: ov.Model, target: Path, compress_to_fp16: bool, metadata: Callable[[dict[str, str]], dict]
 ) -> None:
