@@ -4,6 +4,7 @@ cross-validation on the 70 labelled dev photos, not by their in-sample score.
 
     .venv/bin/python benchmarks/accuracy.py [--rounds 3] [--folds 5] [--repeats 10] [--json]
     make accuracy
+    .venv/bin/python benchmarks/accuracy.py --fit-calibration [--calibration-out FILE]
 
 Rows: single classifier "views" (face-api's expression net by crop, margin, flip, grey input,
 eye-line alignment with face-api's 68-point landmark net; OMZ emotions-recognition-retail-0003;
@@ -163,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the JSON instead of the table")
     ap.add_argument("--out", default=str(OUT), help="where to write the JSON")
     ap.add_argument("--geometry", action="store_true", help="print the eye geometry of the default crops")
+    ap.add_argument(
+        "--fit-calibration",
+        action="store_true",
+        help="fit the default ensemble's calibration on the dev photos (acc_calibration.py) and "
+        "write it where the daemon ships it",
+    )
+    ap.add_argument("--calibration-out", help="where --fit-calibration writes (default: the shipped file)")
     args = ap.parse_args(argv)
     strict = os.environ.get("CI", "").lower() == "true"
     t_start = time.monotonic()
@@ -189,6 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     y = dev.labels
     if args.geometry:
         print(json.dumps(av.eye_geometry(dev, models), indent=2))
+        return 0
+    if args.fit_calibration:
+        from acc_calibration import default_out, fit_calibration
+
+        from expressiond.tools.modelbuild.human_emotion import build_emotion_ir
+
+        build_emotion_ir(models, say=say)
+        out = Path(args.calibration_out) if args.calibration_out else default_out()
+        cal = fit_calibration(dev, dev_dir, models, out, args.folds, args.repeats)
+        fitted = cal["fitted_on"]
+        offsets = ", ".join(f"{k} {v:+.3f}" for k, v in cal["log_offsets"].items())
+        cv = fitted[f"cv_top1_{args.folds}fold_x{args.repeats}"]
+        print(f"wrote {out}: {offsets}")
+        print(f"top-1 in-sample {fitted['in_sample_top1']:.3f}, cross-validated {cv:.3f} ({len(y)} photos)")
         return 0
     with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
         omz, missing = prepare_models(models, Path(tmp), say, strict)

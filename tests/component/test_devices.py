@@ -201,6 +201,7 @@ def test_static_input_path_on_the_cpu(models_dir, sample_images):
 
 
 def test_static_pipeline_warm_up_accepts_any_frame_size(models_dir):
+    from expressiond.inference.classifiers import ClassifierSet
     from expressiond.inference.factory import warm_up
 
     det = compile_net(
@@ -217,6 +218,6 @@ def test_static_pipeline_warm_up_accepts_any_frame_size(models_dir):
         "FP32",
         static_shapes=True,
     )
-    assert warm_up(det, cls) > 0
+    assert warm_up(det, ClassifierSet.single(cls)) > 0
     batch = det.adapter.prepare(np.zeros((480, 640, 3), np.uint8))
     assert batch.shape == (1, 512, 512, 3)

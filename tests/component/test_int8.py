@@ -40,7 +40,7 @@ from needs import missing, not_applicable
 
 from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer
 from expressiond.inference.faceapi import face_crop
-from expressiond.paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, builtin_model_dir
+from expressiond.paths import BUILTIN_CLASSIFIER, BUILTIN_DETECTOR, HUMAN_EMOTION, builtin_model_dir
 from expressiond.tools.evaluate import evaluate
 
 NAMES = (BUILTIN_DETECTOR, BUILTIN_CLASSIFIER)
@@ -265,7 +265,7 @@ def test_models_build_without_nncf_skips_int8_with_one_notice(int8_mod, models_d
     so in one line, writes no INT8 and needs no network."""
     from expressiond.tools.modelbuild.build import build_models
 
-    for name in NAMES:
+    for name in (*NAMES, HUMAN_EMOTION):
         for precision in ("FP32", "FP16"):
             shutil.copytree(
                 builtin_model_dir(models_dir, name, precision), builtin_model_dir(tmp_path, name, precision)
@@ -278,6 +278,8 @@ def test_models_build_without_nncf_skips_int8_with_one_notice(int8_mod, models_d
         ("FP32", "up to date"),
         ("FP16", "up to date"),
         ("FP32", "up to date"),
+        ("FP16", "up to date"),
+        ("FP32", "up to date"),  # human/emotion (no INT8 of its own: INT8 runs its FP16)
         ("FP16", "up to date"),
         ("FP32", "copied"),
         ("FP16", "copied"),  # the bundled default face detector

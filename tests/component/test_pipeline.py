@@ -101,11 +101,13 @@ def test_the_daemon_classifier_has_a_static_input_fitted_by_opencv(nets, models_
     from expressiond.inference.engine import compile_net
     from expressiond.inference.metadata import resolve_model
 
-    _det, cls = nets
-    assert cls.adapter.static_size == (112, 112)
-    assert cls.compiled.inputs[0].get_partial_shape().to_string() == "[1,112,112,3]"
-    for h, w in ((90, 90), (301, 287), (640, 40)):
-        assert cls.adapter.prepare(np.zeros((h, w, 3), np.uint8)).shape == (1, 112, 112, 3)
+    _det, classifiers = nets
+    fa, hm = classifiers.nets  # the default ensemble: each member at its own size
+    for net, side in ((fa, 112), (hm, 64)):
+        assert net.adapter.static_size == (side, side)
+        assert net.compiled.inputs[0].get_partial_shape().to_string() == f"[1,{side},{side},3]"
+        for h, w in ((90, 90), (301, 287), (640, 40)):
+            assert net.adapter.prepare(np.zeros((h, w, 3), np.uint8)).shape == (1, side, side, 3)
     exact = compile_net(
         resolve_model("face-api/expression", models_dir, "FP32"), "classifier", "CPU", "FP32"
     )  # classify --no-fit-crops, the golden tests

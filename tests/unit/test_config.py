@@ -147,8 +147,8 @@ def test_defaults_match_the_interface_contract(monkeypatch):
         iou_threshold=0.3,
         max_missed_frames=10,
         ema_alpha=0.4,
-        enter_threshold=0.6,
-        exit_threshold=0.4,
+        enter_threshold=0.45,  # on the default ensemble's calibrated scores (issue 17)
+        exit_threshold=0.3,
         min_duration_frames=3,
     )
     assert cfg.mqtt is None

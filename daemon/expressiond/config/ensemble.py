@@ -41,7 +41,7 @@ def member_labels(cfg: Config, name: str, key: KeyPath) -> tuple[str, ...]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ModelError(
-            f"{where(cfg.source, cfg.key_lines, key)}: cannot read the labels of {name} from {meta} "
+            f"{where(cfg.source, cfg.key_lines, key)}: {meta}: unreadable model metadata, no labels "
             f"({reason}); fix the metadata file or build the model again"
         ) from None
     return tuple(labels)
