@@ -122,6 +122,10 @@ def choose_winner(result: dict) -> dict:
     }
 
 
+def _below(points: float) -> str:
+    return f"{abs(points):.1f} points {'below' if points >= 0 else 'above'}"
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.1f}"
 
@@ -174,7 +178,7 @@ def render_table(result: dict) -> str:
     lines += [
         "",
         f"Nested selection (take the best row on the training folds, score the test fold): "
-        f"{_pct(n['accuracy'])} % (sd {_pct(n['sd_over_repeats'])}), delta vs default "
+        f"{_pct(n['accuracy'])} % (sd {_pct(n['sd_over_repeats'])}), delta vs face-api alone "
         f"{n['vs_default']['delta_points']:+.1f} [{lo:+.1f}, {hi:+.1f}]; picked: {picked}",
     ]
     w = result["winner"]
@@ -204,7 +208,7 @@ def _default_lines(result: dict) -> list[str]:
         f"The daemon's default, {d['name']}: CV {_pct(d['cv'])} % (in-sample {_pct(d['in_sample'])}), "
         f"worst class {d['worst_class'][0]} {_pct(d['worst_class'][1])} % (every class >= "
         f"{FLOOR:.2f}: {'yes' if d['every_class_0.40'] else 'NO'}), {d['cost_vs_baseline']:.2f}x face-api "
-        f"alone's cost; FP16 CV {_pct(d['fp16_cv'])} % ({d['fp16_points_cv']:+.1f} points below FP32, "
+        f"alone's cost; FP16 CV {_pct(d['fp16_cv'])} % ({_below(d['fp16_points_cv'])} FP32, "
         f"{d['fp16_flips']} top-1 flip(s) of {result['photos']} in-sample).",
         f"Top-1 {TARGET:.2f} {'is out of reach' if d['best_cv'] < TARGET else 'is reached'} here: with "
         f"{len(result['labels'])} classes of equal size top-1 is the mean recall, so it needs a "
@@ -285,7 +289,7 @@ def readme_table(result: dict) -> str:
             f"{d['target_recall_sum']:.2f}; the default's is {d['recall_sum']:.2f}, the best row's "
             f"{d['best_recall_sum']:.2f} (CV {_pct(d['best_cv'])} %). Every class >= {FLOOR:.2f}: "
             f"{'yes' if d['every_class_0.40'] else 'no'} (worst {d['worst_class'][0]} "
-            f"{_pct(d['worst_class'][1])} %). FP16 {d['fp16_points_cv']:+.1f} points below FP32 "
+            f"{_pct(d['worst_class'][1])} %). FP16 {_below(d['fp16_points_cv'])} FP32 "
             f"cross-validated, {d['fp16_flips']} photo(s) flip in-sample (1 photo = "
             f"{100 / result['photos']:.1f} points).",
         ]

@@ -108,7 +108,8 @@ def classify_block(models: Path) -> str:
     return (
         f"```console\n$ .venv/bin/expressiond classify {image}\n{out.rstrip()}\n```\n\n"
         f"{stamp()}; the daemon's defaults (CPU FP32, detector omz/face-detection-retail-0005, "
-        "square crop + mirror averaging)."
+        "classifier face-api/expression on the square crop with its mirror image + human/emotion on "
+        "the square crop, calibrated mean)."
     )
 
 

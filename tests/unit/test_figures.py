@@ -1,6 +1,6 @@
 """README figures come from committed commands: every block `make figures` writes is in its
-file exactly once, and the blocks rendered from `make bench`'s committed results are what
-their renderer prints for those files today (so results.json updated without `make
+file exactly once, and the blocks rendered from `make bench`'s and `make accuracy`'s committed
+results are what their renderer prints for those files today (so results.json updated without `make
 figures`, or a hand edit inside a block, fails here). Not the faults block: the fault suite
 rewrites faults.json in the same `make test` run."""
 
@@ -53,6 +53,8 @@ def test_replace_block_rewrites_only_the_block():
         ("README.md", "bench", ["bench_table.py"]),
         ("benchmarks/README.md", "targets", ["bench_table.py", "--part", "targets"]),
         ("benchmarks/README.md", "loaded", ["bench_table.py", "--part", "loaded"]),
+        ("README.md", "accuracy-cv", ["accuracy.py", "--render", "--readme"]),
+        ("benchmarks/README.md", "accuracy-variants", ["accuracy.py", "--render"]),
     ],
 )
 def test_rendered_blocks_match_their_results_files(path, name, args):
