@@ -120,9 +120,7 @@ def available_precisions(models_dir: Path) -> list[str]:
     return [
         p
         for p in paths.PRECISIONS
-        if all(
-            (paths.builtin_model_dir(models_dir, m, p) / "model.xml").is_file() for m in paths.BUILTIN_MODELS
-        )
+        if all((paths.builtin_model_dir(models_dir, m, p) / "model.xml").is_file() for m in paths.INT8_MODELS)
     ]
 
 

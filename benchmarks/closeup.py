@@ -269,7 +269,8 @@ def daemon_events(models: Path, tmp: Path, say) -> dict:
     writer.release()
     variants = {
         "today (face-api SSD, original crop)": (
-            f'[detector]\nmodel = "{FACEAPI}"\n[classifier]\nflip = false\ncrop = "model"\n'
+            f'[detector]\nmodel = "{FACEAPI}"\n[classifier]\nmodel = "face-api/expression"\nflip = false\n'
+            'crop = "model"\n'
         ),
         "new default": "",
     }

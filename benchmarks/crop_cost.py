@@ -33,8 +33,10 @@ try:
 except ImportError:  # a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
+from expressiond.config.model import ClassifierConfig  # noqa: E402
 from expressiond.inference.analyzer import FaceAnalyzer, product_settings  # noqa: E402
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
+from expressiond.paths import BUILTIN_CLASSIFIER  # noqa: E402
 
 RANGES = ((80, 300), (400, 600))
 VARIANTS = {"dynamic input (a new shape per crop)": False, "static input, crop fitted by OpenCV": True}
@@ -65,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"crop_cost: no sample photos in {models / 'samples'}: run `make models`")
     analyzers = {
         name: FaceAnalyzer(
-            product_settings(models, precision=args.precision, fit_crops=fit, performance_hint="LATENCY")
+            product_settings(
+                models,
+                precision=args.precision,
+                fit_crops=fit,
+                performance_hint="LATENCY",
+                classifiers=ClassifierConfig(model=BUILTIN_CLASSIFIER),  # the ensemble's larger member
+            )
         )
         for name, fit in VARIANTS.items()
     }

@@ -321,7 +321,7 @@ def bench_async(
 def available_precisions(models_dir: Path) -> list[str]:
     out = ["FP32", "FP16"]
     if all(
-        (paths.builtin_model_dir(models_dir, m, "INT8") / "model.xml").is_file() for m in paths.BUILTIN_MODELS
+        (paths.builtin_model_dir(models_dir, m, "INT8") / "model.xml").is_file() for m in paths.INT8_MODELS
     ):
         out.append("INT8")
     return out

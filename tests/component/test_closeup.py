@@ -162,7 +162,9 @@ def test_daemon_makes_events_for_a_close_up_clip(tmp_path, expressions_dir):
     """The first three dev photos of each class, each scaled to fill a 640x480 frame's height
     and held 15 frames at 10 fps, 6 blank frames between: `expressiond run` with the default
     detector and classifier starts and ends a track for most photos, many with the labelled
-    expression (measured: 18-19 and 12 of 21; face-api's SSD, the old default, makes no event)."""
+    expression (measured: 18 and 12 of 21 with the face-api + human ensemble and enter_threshold
+    0.45; 18-19 and 12 with face-api's net alone at 0.6; face-api's SSD, the older default
+    detector, makes no event)."""
     rows = _dev_rows(expressions_dir)
     chosen = []
     for label in ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"):
