@@ -83,7 +83,7 @@ fi
 if [ -n "$MODELS_FROM" ]; then
   dir=$(cd "$MODELS_FROM" 2>/dev/null && pwd) || die "--models-from: no directory $MODELS_FROM"
   MODELS_FROM=$dir
-  for m in face-api/ssd_mobilenetv1 face-api/expression; do
+  for m in face-api/ssd_mobilenetv1 face-api/expression human/emotion; do
     [ -f "$MODELS_FROM/$m/FP32/model.xml" ] || die "--models-from $MODELS_FROM has no $m/FP32/model.xml (build them with: expressiond models build --dir DIR)"
   done
 fi
