@@ -30,12 +30,13 @@ from expressiond.inference.analyzer import FaceAnalyzer, product_settings
 from expressiond.inference.engine import compile_net
 from expressiond.inference.faceapi import face_crop
 from expressiond.inference.metadata import resolve_model
-from expressiond.paths import BUILTIN_CLASSIFIER
+from expressiond.paths import BUILTIN_CLASSIFIER, EXPRESSION_LABELS, HUMAN_EMOTION
 from expressiond.tools.imageio import read_image
-from expressiond.tools.modelbuild.faceapi_landmarks import LANDMARK_MODEL, eye_centres, landmarks_in_crop
-from expressiond.tools.modelbuild.faceapi_nets import EXPRESSION_LABELS
-from expressiond.tools.modelbuild.human_emotion import EMOTION_MODEL
 
+# The model builders (the landmark net's helpers) need OpenVINO's opset API (2023.1+): they are
+# imported where used, so the other views (and --render) also run on OpenVINO 2022.3.
+LANDMARK_MODEL = "face-api/landmark68_tiny"  # tools/modelbuild/faceapi_landmarks.py
+EMOTION_MODEL = HUMAN_EMOTION
 LABELS = EXPRESSION_LABELS  # the daemon's 7 labels, in face-api's order
 OMZ_EMOTIONS = "emotions-recognition-retail-0003"
 # Eye-line alignment targets, fixed from face geometry (not fitted on accuracy): the eye
@@ -122,6 +123,8 @@ class Landmarks:
         self._ov = ov
 
     def eyes(self, image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray] | None:
+        from expressiond.tools.modelbuild.faceapi_landmarks import eye_centres, landmarks_in_crop
+
         sq = grow_box(box, True, 1.0)
         crop = face_crop(image, sq)
         if crop is None:

@@ -265,7 +265,7 @@ def _chained(name: str, rows: list[dict]) -> dict:
     out["cpu_ms_per_frame"] = round(sum(cpu), 1) if ok and all(cpu) else None
     lat = [(r.get("latency_ms") or {}).get("p50") for r in rows]
     out["latency_ms"] = {"p50": round(sum(lat), 3) if all(lat) else None, "p99": None}
-    errors = [r["error"] for r in rows if r.get("error")]
+    errors = list(dict.fromkeys(r["error"] for r in rows if r.get("error")))  # each reason once
     if errors:
         out["error"] = " | ".join(errors)
     return out

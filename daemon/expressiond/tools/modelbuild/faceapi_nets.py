@@ -14,9 +14,10 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
+from expressiond import paths
 from expressiond.tools.modelbuild import graph as g
 
-EXPRESSION_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
+EXPRESSION_LABELS = paths.EXPRESSION_LABELS  # neutral, happy, sad, angry, fearful, disgusted, surprised
 EXPRESSION_INPUT = 112
 EXPRESSION_MEAN_RGB = (122.782, 117.001, 104.298)
 SSD_INPUT = 512
