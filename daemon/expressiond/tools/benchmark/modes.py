@@ -241,14 +241,14 @@ def benchmark_app(
     PERFORMANCE_HINT, inference precision (as the daemon's compiled model reports it) and
     -nireq; random u8 input [1, H, W, 3] of the clip's frame size, no decode. ``dynamic``
     keeps the input dynamic as the daemon does (-data_shape) instead of fixing it (-shape).
-    The classifier of an ensemble: one run per member, and one row for a face through all of
-    them (rate 1 / sum(1 / rate), CPU summed) with each member's row under "members"."""
+    An ensemble: one run per member, one row for them all (_chained) with theirs in "members"."""
     xml = ref[role]
     name = f"benchmark_app {role}" + (", dynamic shape" if dynamic else "")
-    if isinstance(xml, list):
+    if isinstance(xml, list):  # each member at its own input size, as the daemon fits its crops
+        shapes = ref.get(f"{role}_shapes") or [shape] * len(xml)
         rows = [
-            _benchmark_app_one(cfg, x, role, f"{name} {Path(x).stem}", shape, seconds, dynamic, ref)
-            for x in xml
+            _benchmark_app_one(cfg, x, role, f"{name} {Path(x).stem}", tuple(hw), seconds, dynamic, ref)
+            for x, hw in zip(xml, shapes, strict=True)
         ]
         if len(rows) == 1:
             return {**rows[0], "mode": name}
@@ -257,17 +257,14 @@ def benchmark_app(
 
 
 def _chained(name: str, rows: list[dict]) -> dict:
-    """One row for running every member on each input, from the members' own rows."""
-    out = {**rows[0], "mode": name, "members": rows}
-    ok = all(r.get("fps") for r in rows)
-    out["fps"] = round(1.0 / sum(1.0 / r["fps"] for r in rows), 3) if ok else None
-    cpu = [r.get("cpu_ms_per_frame") for r in rows]
-    out["cpu_ms_per_frame"] = round(sum(cpu), 1) if ok and all(cpu) else None
+    """A face through every member: rate 1 / sum(1 / rate), CPU and p50 summed."""
+    fps, cpu = [r.get("fps") for r in rows], [r.get("cpu_ms_per_frame") for r in rows]
     lat = [(r.get("latency_ms") or {}).get("p50") for r in rows]
+    errors = " | ".join(dict.fromkeys(r["error"] for r in rows if r.get("error")))  # each reason once
+    out = {**rows[0], "mode": name, "members": rows, "error": errors or rows[0].get("error")}
+    out["fps"] = round(1.0 / sum(1.0 / f for f in fps), 3) if all(fps) else None
+    out["cpu_ms_per_frame"] = round(sum(cpu), 1) if all(fps) and all(cpu) else None
     out["latency_ms"] = {"p50": round(sum(lat), 3) if all(lat) else None, "p99": None}
-    errors = list(dict.fromkeys(r["error"] for r in rows if r.get("error")))  # each reason once
-    if errors:
-        out["error"] = " | ".join(errors)
     return out
 
 
@@ -336,6 +333,9 @@ def _benchmark_app_one(
     )
     row["fps"] = fps  # benchmark_app's own figure
     med = _float(r"Median:\s+([\d.]+) ms", out)
+    if med is None:  # a fast network: benchmark_app gives microseconds
+        us = _float(r"Median:\s+([\d.]+) us", out)
+        med = round(us / 1000, 4) if us is not None else None
     row["latency_ms"] = {"p50": med, "p99": None}
     return row
 
@@ -390,8 +390,10 @@ def reference(cfg: Config, workdir: Path) -> dict:
     xml = workdir / "detector.xml"
     save_model(det.adapter.model, xml, compress_to_fp16=False)
     out["detector"] = str(xml)
-    out["classifier"] = []  # every member's graph
+    out["classifier"], out["classifier_shapes"] = [], []  # every member's graph and (h, w)
     for i, net in enumerate(classifiers.nets):
+        width, height = net.adapter.static_size or net.adapter.natural_size()
+        out["classifier_shapes"].append([height, width])
         xml = workdir / f"classifier{i}-{net.meta.name.replace('/', '-')}.xml"
         save_model(net.adapter.model, xml, compress_to_fp16=False)
         out["classifier"].append(str(xml))
