@@ -20,6 +20,7 @@ from expressiond.config.loader import (
     load_checked,
     load_config,
     parse_config,
+    precision_notes,
 )
 from expressiond.config.model import (
     SAMPLES_SOURCE,
@@ -60,5 +61,6 @@ __all__ = [
     "load_checked",
     "load_config",
     "parse_config",
+    "precision_notes",
     "restart_changes",
 ]

@@ -120,12 +120,14 @@ def run_daemon(
     max_seconds: float | None = None,
     ha_remove: bool = False,
     stats_json: str | None = None,
+    verbose: bool = False,
 ) -> int:
+    """``verbose`` (``-v``): DEBUG logging whatever [logging] level says."""
     cfg = load_config(config_path)
     root = logging.getLogger()
     for handler in list(root.handlers):  # the CLI's bootstrap handler; setup_logging replaces it
         root.removeHandler(handler)
-    setup_logging(cfg.logging.level, cfg.logging.journal)
+    setup_logging("DEBUG" if verbose else cfg.logging.level, cfg.logging.journal)
     check_files(cfg)
     quiet_opencv()
     name_os_threads()
