@@ -151,6 +151,16 @@ def fan_in_round(broker: Broker, boxes: int, count: int) -> dict:
                 p.kill()
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="the run for events per camera")
@@ -182,8 +192,9 @@ def main() -> int:
         "benchmark": "fleet_sizing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "node": platform.node(),
+            "cpu": _cpu_model(),
             "cpu_count": os.cpu_count(),
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
         },
         "versions": {
