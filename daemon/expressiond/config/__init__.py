@@ -20,6 +20,7 @@ from expressiond.config.loader import (
     load_checked,
     load_config,
     parse_config,
+    precision_notes,
 )
 from expressiond.config.model import (
     SAMPLES_SOURCE,
@@ -28,6 +29,7 @@ from expressiond.config.model import (
     Config,
     DetectorConfig,
     EnsembleMember,
+    HttpConfig,
     InferenceConfig,
     LoggingConfig,
     ModelConfig,
@@ -45,6 +47,7 @@ __all__ = [
     "Config",
     "DetectorConfig",
     "EnsembleMember",
+    "HttpConfig",
     "InferenceConfig",
     "LoggingConfig",
     "ModelConfig",
@@ -60,5 +63,6 @@ __all__ = [
     "load_checked",
     "load_config",
     "parse_config",
+    "precision_notes",
     "restart_changes",
 ]

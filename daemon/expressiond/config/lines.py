@@ -54,14 +54,20 @@ def lookup_line(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     return None
 
 
-def where(source: str, lines: Mapping[str, int], path: KeyPath) -> str:
-    """ "file:line: key.path" for a loaded Config's ``key_lines`` (formatted paths); the line
-    of the closest written parent when the key itself is not written (a default)."""
+def line_of(lines: Mapping[str, int], path: KeyPath) -> int | None:
+    """The line of ``path`` in a loaded Config's ``key_lines`` (formatted paths), else of its
+    closest written parent (a key left at its default), else None."""
     for end in range(len(path), 0, -1):
         line = lines.get(format_path(path[:end]))
         if line is not None:
-            return f"{source}:{line}: {format_path(path)}"
-    return f"{source}: {format_path(path)}"
+            return line
+    return None
+
+
+def where(source: str, lines: Mapping[str, int], path: KeyPath) -> str:
+    """ "file:line: key.path" (line_of), or "file: key.path" when nothing of it is written."""
+    line = line_of(lines, path)
+    return f"{source}:{line}: {format_path(path)}" if line else f"{source}: {format_path(path)}"
 
 
 class _Stop(Exception):

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from expressiond import paths
-from expressiond.config.ensemble import check_classifier_set
-from expressiond.config.lines import KeyPath, key_lines, where
+from expressiond.config.ensemble import classifier_set_problems
+from expressiond.config.lines import KeyPath, format_path, key_lines, line_of
 from expressiond.config.model import SAMPLES_SOURCE, Config
 from expressiond.config.schema import build_config
-from expressiond.errors import ConfigError, ModelError
+from expressiond.errors import ConfigError, ExpressiondError, ModelError, combine
 from expressiond.sources.registry import is_live
 
 if sys.version_info >= (3, 11):
@@ -74,7 +74,8 @@ def parse_config(text: str, source: str = "<string>", *, require_cameras: bool =
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_syntax_message(exc, text, source)) from None
+        message, line = _syntax_message(exc, text, source)
+        raise _problem(ConfigError, message, source, line, None, message.split(": ", 1)[1]) from None
     return build_config(data, source, key_lines(text), default_line=1, require_cameras=require_cameras)
 
 
@@ -98,12 +99,12 @@ def load_checked(path: str | os.PathLike[str], *, require_cameras: bool = True) 
 
 
 def check_files(cfg: Config) -> None:
-    """The on-disk half of load_checked, for a caller that has set up logging in between."""
-    check_model_files(cfg)
-    check_camera_sources(cfg)
+    """The on-disk half of load_checked, for a caller that has set up logging in between:
+    every missing model file and camera source at once."""
+    _raise_all(_model_file_problems(cfg) + _camera_source_problems(cfg))
 
 
-def _syntax_message(exc: Exception, text: str, source: str) -> str:
+def _syntax_message(exc: Exception, text: str, source: str) -> tuple[str, int | None]:
     detail = str(exc).splitlines()[0] if str(exc) else "invalid TOML"
     line = getattr(exc, "lineno", None)  # Python >= 3.14 has it; older ones only in the text
     column = getattr(exc, "colno", None)
@@ -119,76 +120,126 @@ def _syntax_message(exc: Exception, text: str, source: str) -> str:
     return (
         f"{where}: TOML syntax error{at_column}: {detail}; fix that line (strings need "
         '"quotes", tables are [name], each camera is a [[cameras]] table)'
-    )
+    ), line
 
 
-def _where(cfg: Config, path: KeyPath) -> str:
-    return where(cfg.source, cfg.key_lines, path)
+def _problem(
+    cls: type[ExpressiondError], message: str, source: str, line: int | None, key: str | None, text: str
+) -> ExpressiondError:
+    """An error whose ``details`` hold its one record (errors.problem_records)."""
+    error = cls(message)
+    error.details = ({"file": source, "line": line, "key": key, "message": text, "text": message},)  # type: ignore[attr-defined]
+    return error
+
+
+def _error(cls: type[ExpressiondError], cfg: Config, path: KeyPath, text: str) -> ExpressiondError:
+    """``<file>:<line>: <key.path>: <text>`` (the key's line, else its written table's: a
+    default ensemble member is reported at [classifier])."""
+    key = format_path(path)
+    line = line_of(cfg.key_lines, path)
+    where = f"{cfg.source}:{line}: {key}" if line else f"{cfg.source}: {key}"
+    return _problem(cls, f"{where}: {text}", cfg.source, line, key, text)
+
+
+def _raise_all(errors: list[ExpressiondError]) -> None:
+    if errors:
+        raise combine(errors)
 
 
 def check_model_files(cfg: Config) -> None:
-    """Raise ModelError/ConfigError unless every configured model's IR files are on disk and
-    the classifier set holds together.
+    """Raise ModelError/ConfigError unless every configured model's IR files are on disk
+    and the classifier set holds together (every problem is reported, the first in the
+    message, all on ``problems``).
 
     Builtin names resolve to <models_dir>/<name>/<precision>/model.{xml,bin,json} with
     models_dir from the config or paths.default_models_dir() and the precision of the model
     section or of [inference]. Any other model is a path to an .xml file that needs a .bin
     and a .json (metadata) of the same stem beside it. Relative paths are relative to the
-    working directory. Then the classifier set (check_classifier_set). Reads files only; no
-    model is loaded, no device touched.
+    working directory. Then, when the files are there, the classifier set's members' labels
+    and its calibration (config/ensemble.py). Reads files only; no model is loaded, no device
+    touched.
     """
-    entries: list[tuple[str, str, KeyPath]] = [
-        (cfg.detector.model, cfg.model_precision(cfg.detector), ("detector", "model"))
-    ]
+    _raise_all(_model_file_problems(cfg))
+
+
+def _models(cfg: Config) -> list[tuple[str, str, KeyPath]]:
+    """(model, precision, key path) of every configured network: the detector, then the
+    classifier's model or each ensemble member."""
+    out = [(cfg.detector.model, cfg.model_precision(cfg.detector), ("detector", "model"))]
     precision = cfg.model_precision(cfg.classifier)
     if cfg.classifier.is_ensemble:
         for index, member in enumerate(cfg.classifier.ensemble):
-            entries.append((member.model, precision, ("classifier", "ensemble", index, "model")))
+            out.append((member.model, precision, ("classifier", "ensemble", index, "model")))
     else:
-        entries.append((cfg.classifier.model, precision, ("classifier", "model")))
-    for name, precision, key in entries:
-        _check_model(cfg, name, precision, key)
-    check_classifier_set(cfg)
+        out.append((cfg.classifier.model, precision, ("classifier", "model")))
+    return out
 
 
-def _check_model(cfg: Config, name: str, precision: str, key: KeyPath) -> None:
+def _model_file_problems(cfg: Config) -> list[ExpressiondError]:
     models_dir = cfg.models_path()
-    where = _where(cfg, key)
-    if name in paths.NAMED_MODELS:
-        if cfg.models_dir is not None and not models_dir.is_dir():
-            raise ConfigError(
-                f"{_where(cfg, ('models_dir',))}: directory {models_dir} does not exist; "
-                f"fix the path or build the models there: expressiond models build "
-                f"--dir {models_dir}"
+    models = _models(cfg)
+    if any(name in paths.NAMED_MODELS for name, _p, _k in models) and (
+        cfg.models_dir is not None and not models_dir.is_dir()
+    ):
+        return [
+            _error(
+                ConfigError,
+                cfg,
+                ("models_dir",),
+                f"directory {models_dir} does not exist; fix the path or build the models there: "
+                f"expressiond models build --dir {models_dir}",
             )
-        folder = paths.builtin_model_dir(models_dir, name, precision)
-        missing = [file for file in MODEL_FILES if not (folder / file).is_file()]
+        ]
+    errors = []
+    for name, precision, key in models:
+        if name in paths.NAMED_MODELS:
+            folder = paths.builtin_model_dir(models_dir, name, precision)
+            missing = [file for file in MODEL_FILES if not (folder / file).is_file()]
+            if missing:
+                errors.append(
+                    _error(
+                        ModelError,
+                        cfg,
+                        key,
+                        f"{name} {precision} is not built: {', '.join(missing)} missing in "
+                        f"{folder}; run: expressiond models build --dir {models_dir} (or set "
+                        "models_dir / $EXPRESSIOND_MODELS to where the models are)",
+                    )
+                )
+            continue
+        xml = Path(name)
+        if not xml.is_file():
+            errors.append(_error(ConfigError, cfg, key, f"model file {xml} not found; fix the path"))
+            continue
+        missing = [str(p) for p in (xml.with_suffix(".bin"), xml.with_suffix(".json"))]
+        missing = [p for p in missing if not Path(p).is_file()]
         if missing:
-            raise ModelError(
-                f"{where}: {name} {precision} is not built: {', '.join(missing)} "
-                f"missing in {folder}; run: expressiond models build --dir {models_dir} "
-                "(or set models_dir / $EXPRESSIOND_MODELS to where the models are)"
+            errors.append(
+                _error(
+                    ModelError,
+                    cfg,
+                    key,
+                    f"{xml.name} needs {' and '.join(missing)} beside it (weights and metadata of "
+                    "the same name); copy them there or convert the model again with expressiond convert",
+                )
             )
-        return
-    xml = Path(name)
-    if not xml.is_file():
-        raise ConfigError(f"{where}: model file {xml} not found; fix the path")
-    missing = [str(p) for p in (xml.with_suffix(".bin"), xml.with_suffix(".json"))]
-    missing = [p for p in missing if not Path(p).is_file()]
-    if missing:
-        raise ModelError(
-            f"{where}: {xml.name} needs {' and '.join(missing)} beside it (weights and "
-            "metadata of the same name); copy them there or convert the model again "
-            "with expressiond convert"
-        )
+    if errors:
+        return errors
+    return classifier_set_problems(cfg, lambda cls, path, text: _error(cls, cfg, path, text))
 
 
 def check_camera_sources(cfg: Config) -> None:
-    """Raise ConfigError if a camera's video file, image folder or "samples" is missing.
+    """Raise ConfigError if a camera's video file, image folder or "samples" is missing (every
+    such camera is reported, the first in the message, all on ``problems``).
 
     Devices (/dev/video*, indices) and URLs are not checked: they may appear later and the
     capture reconnects; checking them would touch hardware or the network.
     """
+    _raise_all(_camera_source_problems(cfg))
+
+
+def _camera_source_problems(cfg: Config) -> list[ExpressiondError]:
+    errors = []
     for index, camera in enumerate(cfg.cameras):
         if is_live(camera.source):
             continue
@@ -199,7 +250,33 @@ def check_camera_sources(cfg: Config) -> None:
                 if camera.source == SAMPLES_SOURCE
                 else "video file or image folder"
             )
-            raise ConfigError(
-                f"{_where(cfg, ('cameras', index, 'source'))}: {what} {target} does not "
-                "exist; fix the path (relative paths start at the working directory)"
+            errors.append(
+                _error(
+                    ConfigError,
+                    cfg,
+                    ("cameras", index, "source"),
+                    f"{what} {target} does not exist; fix the path (relative paths start at the "
+                    "working directory)",
+                )
             )
+    return errors
+
+
+def precision_notes(cfg: Config) -> list[str]:
+    """What runs in another precision than the config asks: a bundled model (and human/emotion)
+    has no INT8 IR, so INT8 runs its FP16 IR (inference/metadata.resolve_model says so at
+    compile too)."""
+    notes = []
+    for name, asked, key in _models(cfg):
+        role = str(key[0])
+        if name not in paths.NAMED_MODELS:
+            continue
+        runs = paths.builtin_model_dir(cfg.models_path(), name, asked).name
+        if runs != asked and runs in paths.PRECISIONS and "ensemble" in key:
+            notes.append(f"classifier member {name} has no {asked} IR and runs its {runs} IR")
+        elif runs != asked and runs in paths.PRECISIONS:
+            notes.append(
+                f"{role} {name} has no {asked} IR and runs its {runs} IR; set precision = "
+                f'"{runs}" in [{role}] to say so, or use a model that has {asked} IR'
+            )
+    return notes

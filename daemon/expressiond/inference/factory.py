@@ -20,7 +20,7 @@ from expressiond.inference.engine import CompiledNet, compile_net
 from expressiond.inference.metadata import load_meta, resolve_model
 from expressiond.inference.ovcompat import property_value
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
-from expressiond.paths import EXPRESSION_LABELS
+from expressiond.paths import EXPRESSION_LABELS, NAMED_MODELS, PRECISIONS
 
 
 def compile_models(cfg: Config) -> tuple[CompiledNet, ClassifierSet]:
@@ -30,6 +30,7 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, ClassifierSet]:
     device = cfg.model_device(detector)
     precision = effective_precision(device, cfg.model_precision(detector))  # MYRIAD: FP16
     files = resolve_model(detector.model, cfg.models_path(), precision)
+    precision = _runs_as(detector.model, files, precision)
     det = compile_net(files, "detector", device, precision, inf.performance_hint, inf.cache_dir)
     return det, compile_classifiers(cfg)
 
@@ -49,7 +50,7 @@ def compile_classifiers(cfg: Config, **overrides) -> ClassifierSet:
             files,
             "classifier",
             device,
-            precision,
+            _runs_as(member.model, files, precision),
             flip=member.flip,
             crop=member.crop,
             margin=member.margin,
@@ -57,6 +58,13 @@ def compile_classifiers(cfg: Config, **overrides) -> ClassifierSet:
         )
 
     return build_classifier_set(cfg.classifier, compile_member)
+
+
+def _runs_as(model: str, files, precision: str) -> str:
+    """INT8 asked of a builtin model without INT8 IR compiles its FP16 IR as FP16."""
+    if model in NAMED_MODELS and files.xml.parent.name in PRECISIONS:
+        return files.xml.parent.name
+    return precision
 
 
 def classifier_labels(cfg: Config) -> tuple[str, ...]:

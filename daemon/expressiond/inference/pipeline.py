@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from expressiond.counters import Counters
+from expressiond.counters import Counters, Histogram
 from expressiond.events import Face, Frame, FrameResult
 from expressiond.inference.classifiers import ClassifierSet
 from expressiond.inference.engine import CompiledNet
@@ -89,6 +89,9 @@ class AsyncPipeline:
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
         self.counts = Counters("errors", "frames_done", "faces_done")
+        # each request's inference time as OpenVINO measures it (InferRequest.latency), per role
+        self.latency = {"detector": Histogram(), "classifier": Histogram()}
+        self._det_latency, self._cls_latency = self.latency["detector"], self.latency["classifier"]
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator", daemon=True)
         self._thread.start()
@@ -96,9 +99,11 @@ class AsyncPipeline:
     # --- callbacks: OpenVINO threads, GIL held: copy and hand over, nothing else ----------------
     def _det_done(self, request, frame_id) -> None:
         self._done.put(("det", frame_id, self._det_adapter.fetch(request)))
+        self._det_latency.observe(request.latency / 1000.0)
 
     def _cls_done(self, request, key) -> None:  # key: (frame id, face index, member index)
         self._done.put(("cls", key, self._cls_adapters[key[2]].fetch(request)))
+        self._cls_latency.observe(request.latency / 1000.0)
 
     # --- producer side --------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:
