@@ -194,10 +194,11 @@ def test_check_config_json_of_a_missing_file_is_one_problem(tmp_path, capsys):
 
 
 # --- INT8 of a model without INT8 IR ---------------------------------------------------------
-def test_check_config_notes_int8_of_a_detector_without_int8_ir():
+def test_check_config_notes_int8_of_a_detector_without_int8_ir(tmp_path):
     from expressiond.config import parse_config, precision_notes
 
-    cam = '[[cameras]]\nname = "door"\nsource = "/dev/video0"\n'
+    # face-api's classifier alone (it has INT8 IR); the default ensemble's human/emotion below
+    cam = '[classifier]\nmodel = "face-api/expression"\n[[cameras]]\nname = "door"\nsource = "/dev/video0"\n'
     notes = precision_notes(parse_config('[inference]\nprecision = "INT8"\n' + cam))
     assert notes == [
         "detector omz/face-detection-retail-0005 has no INT8 IR and runs its FP16 IR; set "
@@ -208,3 +209,10 @@ def test_check_config_notes_int8_of_a_detector_without_int8_ir():
     assert precision_notes(parse_config('[inference]\nprecision = "FP16"\n' + cam)) == []
     builtin = '[inference]\nprecision = "INT8"\n[detector]\nmodel = "face-api/ssd_mobilenetv1"\n' + cam
     assert precision_notes(parse_config(builtin)) == []  # `models build` quantises it
+    (tmp_path / "human" / "emotion" / "FP16").mkdir(parents=True)
+    (tmp_path / "human" / "emotion" / "FP16" / "model.xml").write_text("<net/>")
+    default = f'models_dir = "{tmp_path}"\n[inference]\nprecision = "INT8"\n[detector]\nprecision = "FP16"\n'
+    default += '[[cameras]]\nname = "door"\nsource = "/dev/video0"\n'  # the default ensemble
+    assert precision_notes(parse_config(default)) == [
+        "classifier member human/emotion has no INT8 IR and runs its FP16 IR"
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 import socket
 from collections.abc import Mapping
@@ -117,9 +118,8 @@ class DetectorConfig(ModelConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class EnsembleMember:
-    """One network of [classifier] ensemble = [...]. weight: its share in the per-label mean
-    (among the members that have the label). flip, crop, margin as in ClassifierConfig; unset
-    (None): the [classifier] table's value."""
+    """One network of [classifier] ensemble = [...]: weight = its share in the per-label mean;
+    flip, crop, margin as in ClassifierConfig (None: the [classifier] table's)."""
 
     model: str = _model_key(
         paths.CLASSIFIER_MODELS,
@@ -132,10 +132,8 @@ class EnsembleMember:
     margin: float | None = number(None, "a number from 0.5 to 4", lambda v: 0.5 <= v <= 4)
 
 
-# The default classifier set (issue 17, benchmarks/accuracy.py): face-api's expression net
-# (square crop, flip averaging) and human's mini-Xception (square crop, no flip: as measured),
-# per-label mean, then the shipped per-label log offsets. Cross-validated top-1 0.661 vs 0.643
-# for face-api alone on the 70 dev photos, every class >= 0.40, 1.5x the classifier cost per face.
+# Issue 17 (benchmarks/accuracy.py): face-api's net with flip + human's without, mean, then the
+# shipped log offsets: CV top-1 0.661 vs 0.643 (face-api alone), every class >= 0.40, 1.5x cost.
 DEFAULT_ENSEMBLE = (
     EnsembleMember(model=paths.BUILTIN_CLASSIFIER),
     EnsembleMember(model=paths.HUMAN_EMOTION, flip=False),
@@ -152,19 +150,11 @@ CALIBRATION_RULE = (
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig(ModelConfig):
-    """An ensemble of networks (``ensemble``, the default) or one network (``model``).
-
-    flip: average the scores of the face and its mirror image (one batch-2 request).
-    crop: how a face box becomes the classifier input: "box" as found, "square" (the short
-    side grown to the long one), "model" (the metadata's input.crop), "auto" ("square" for the
-    builtin face-api/expression, else "model"). margin: scale the box about its centre first
-    (None: the metadata's input.crop.enlarge with "model", else 1.0). With an ensemble they are
-    what a member that does not set its own gets.
-
-    An ensemble's events carry the 7 labels of paths.EXPRESSION_LABELS whatever its members
-    have: per label, the weighted mean over the members that have it (``combine``), then the
-    log offsets of ``calibration`` (softmax(log p + offset), config/calibration.py); a single
-    model keeps its own labels."""
+    """An ensemble of networks (``ensemble``, the default; events carry the 7 expression labels,
+    inference/classifiers.py combines) or one network (``model``, its own labels). flip: average
+    each face with its mirror image; crop: "box", "square", "model" (the metadata's input.crop)
+    or "auto" ("square" for face-api/expression, else "model"); margin: scale the box first. With
+    an ensemble they are what a member that does not set its own gets."""
 
     model: str | None = _model_key(paths.CLASSIFIER_MODELS, None)
     flip: bool = boolean(True)
@@ -244,10 +234,8 @@ class TrackingConfig:
     iou_threshold: float = number(0.3, "a number > 0 and < 1", lambda v: 0 < v < 1)
     max_missed_frames: int = integer(10, "an integer from 0 to 10000", lambda v: 0 <= v <= 10000)
     ema_alpha: float = number(0.4, "a number > 0 and <= 1", lambda v: 0 < v <= 1)
-    # On the scale of the default classifier's calibrated scores (softer than face-api's net
-    # alone, whose 0.6/0.4 these were): at 0.45 the default ensemble's top score passes on 84 %
-    # of the 70 dev photos and is right on 63 %, vs 79 % / 54 % for face-api alone at 0.6
-    # (benchmarks/accuracy.py, "event thresholds"); exit keeps the old 2:3 ratio.
+    # On the default ensemble's calibrated scores (face-api alone had 0.6/0.4): its top score
+    # passes 0.45 on 84 % of the dev photos, right on 63 % (face-api at 0.6: 79 %, 54 %).
     enter_threshold: float = number(0.45, "a number > 0 and <= 1", lambda v: 0 < v <= 1)
     exit_threshold: float = number(0.3, "a number >= 0 and < 1", lambda v: 0 <= v < 1)
     min_duration_frames: int = integer(3, "an integer from 1 to 10000", lambda v: 1 <= v <= 10000)
@@ -394,18 +382,9 @@ class Config:
             if f.name == "cameras":
                 value = [_camera_dict(camera, redact_secrets) for camera in value]
             elif value is not None and not isinstance(value, str):
-                value = _lists(asdict(value))
+                value = json.loads(json.dumps(asdict(value)))  # tuples (ensemble) as lists
             out[f.name] = value
         return out
-
-
-def _lists(value: Any) -> Any:
-    """asdict's tuples (the ensemble's members) as JSON's lists."""
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value
 
 
 def _camera_dict(camera: CameraConfig, redact_secrets: bool) -> dict[str, Any]:
