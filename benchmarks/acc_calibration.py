@@ -1,9 +1,10 @@
-"""``benchmarks/accuracy.py --fit-calibration``: the calibration file the daemon ships
+"""``benchmarks/accuracy.py --fit-calibration [--config FILE]``: the calibration file the daemon ships
 (daemon/expressiond/inference/calibration/faceapi-human-mean.json, [classifier] calibration =
 "auto"/"builtin"), fitted on the labelled dev photos through the daemon's own classifier path.
 
 Each photo's best face from the default detector is classified by the default [classifier]
-members with calibration "none" (FP32, the scores the daemon combines), then the per-label log
+members (or those of --config FILE's [classifier], written to --calibration-out) with
+calibration "none" (FP32, the scores the daemon combines), then the per-label log
 offsets of the research row "fa + hm mean + bias" are fitted on all photos (acc_stats.fit_bias:
 class-balanced, L2 1.0). The file records what it was fitted on (photos, their labels' sha256,
 classes, sources, method, versions) and the same offsets' cross-validated top-1 (fitted inside
@@ -37,7 +38,10 @@ def uncalibrated_scores(dev: av.DevSet, models: Path, classifier: ClassifierConf
     """[n, 7] combined scores of ``classifier`` with no calibration, as the daemon makes them."""
     settings = product_settings(models, classifiers=replace(classifier, calibration="none"))
     analyzer = FaceAnalyzer(settings)
-    assert analyzer.labels == av.LABELS, analyzer.labels
+    if analyzer.labels != av.LABELS:
+        raise SystemExit(
+            f"--fit-calibration: the classifier's labels are {analyzer.labels}, not the 7: use an ensemble"
+        )
     out = np.zeros((len(dev.images), len(av.LABELS)))
     for i, image in enumerate(dev.images):
         found = analyzer.detect(image)
@@ -47,8 +51,17 @@ def uncalibrated_scores(dev: av.DevSet, models: Path, classifier: ClassifierConf
     return out
 
 
-def fit_calibration(dev: av.DevSet, dev_dir: Path, models: Path, out: Path, folds: int, repeats: int) -> dict:
-    classifier = ClassifierConfig()
+def fit_calibration(
+    dev: av.DevSet,
+    dev_dir: Path,
+    models: Path,
+    out: Path,
+    folds: int,
+    repeats: int,
+    classifier: ClassifierConfig | None = None,
+) -> dict:
+    """Fit and write the calibration of ``classifier`` (default: the daemon's default set)."""
+    classifier = classifier or ClassifierConfig()
     scores = uncalibrated_scores(dev, models, classifier)
     y = dev.labels
     logp = np.log(np.clip(scores, FLOOR, 1.0))

@@ -4,7 +4,7 @@ cross-validation on the 70 labelled dev photos, not by their in-sample score.
 
     .venv/bin/python benchmarks/accuracy.py [--rounds 3] [--folds 5] [--repeats 10] [--json]
     make accuracy
-    .venv/bin/python benchmarks/accuracy.py --fit-calibration [--calibration-out FILE]
+    .venv/bin/python benchmarks/accuracy.py --fit-calibration [--config FILE --calibration-out FILE]
     .venv/bin/python benchmarks/accuracy.py --render [--readme]   (the tables, from the JSON)
 
 Rows: single classifier "views" (face-api's expression net by crop, margin, flip, grey input,
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "write it where the daemon ships it",
     )
     ap.add_argument("--calibration-out", help="where --fit-calibration writes (default: the shipped file)")
+    ap.add_argument(
+        "--config", help="--fit-calibration for this config's [classifier] instead of the default"
+    )
     ap.add_argument("--render", action="store_true", help="only print the tables of the --out JSON")
     ap.add_argument("--readme", action="store_true", help="with --render: the README's headline table")
     args = ap.parse_args(argv)
@@ -239,8 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         from expressiond.tools.modelbuild.human_emotion import build_emotion_ir
 
         build_emotion_ir(models, say=say)
+        classifier = None
+        if args.config:
+            from expressiond.config import load_config
+
+            classifier = load_config(args.config, require_cameras=False).classifier
+            if not args.calibration_out:
+                ap.error("--config needs --calibration-out (the shipped file is the default set's)")
         out = Path(args.calibration_out) if args.calibration_out else default_out()
-        cal = fit_calibration(dev, dev_dir, models, out, args.folds, args.repeats)
+        cal = fit_calibration(dev, dev_dir, models, out, args.folds, args.repeats, classifier)
         fitted = cal["fitted_on"]
         offsets = ", ".join(f"{k} {v:+.3f}" for k, v in cal["log_offsets"].items())
         cv = fitted[f"cv_top1_{args.folds}fold_x{args.repeats}"]
