@@ -311,11 +311,15 @@ def test_int8_with_a_detector_without_int8_ir_says_so(int8_models):
         cmd += ["--precision", "INT8", *extra, str(photo)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
 
-    bundled = classify()
+    bundled = classify("--classifier", BUILTIN_CLASSIFIER)
     assert bundled.returncode == 0, bundled.stderr
     warnings = [line for line in bundled.stderr.splitlines() if "has no INT8 IR" in line]
     assert len(warnings) == 1, bundled.stderr
     assert warnings[0].startswith("WARNING ") and "omz/face-detection-retail-0005" in warnings[0]
     assert "running its FP16 IR instead" in warnings[0]
-    builtin = classify("--detector", BUILTIN_DETECTOR)
+    builtin = classify("--detector", BUILTIN_DETECTOR, "--classifier", BUILTIN_CLASSIFIER)
     assert builtin.returncode == 0 and "has no INT8 IR" not in builtin.stderr, builtin.stderr
+    # the default ensemble's human/emotion has no INT8 IR either: said once, for it alone
+    ensemble = classify("--detector", BUILTIN_DETECTOR)
+    warnings = [line for line in ensemble.stderr.splitlines() if "has no INT8 IR" in line]
+    assert ensemble.returncode == 0 and len(warnings) == 1 and "human/emotion" in warnings[0], ensemble.stderr
