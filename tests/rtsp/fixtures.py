@@ -8,6 +8,7 @@ Use the ``rtsp_server`` fixture (a factory; every server it made is stopped at t
     cv2.VideoCapture(srv.url(), cv2.CAP_FFMPEG)   # rtsp://cam:s3cret@127.0.0.1:PORT/cam
     srv.kill()                                      # SIGKILL, like a camera losing power
     srv.restart()                                   # same port, same path, same credentials
+    srv.freeze(); srv.thaw()                        # SIGSTOP/SIGCONT: a hung camera
 
 Other test folders get the fixture with ``from rtsp.fixtures import rtsp_server  # noqa: F401``
 in their conftest.py (tests/ is on sys.path).
@@ -133,10 +134,19 @@ class RtspServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing flows (a hung camera)."""
+        assert self.alive
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout_s: float = 10.0) -> int | None:
         """SIGTERM and wait; the exit code (None if it had to be killed)."""
         if not self.alive:
             return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGCONT)  # if frozen
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout_s)

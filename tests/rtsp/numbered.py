@@ -44,3 +44,23 @@ def frame_number(image: np.ndarray) -> int | None:
     order = np.argsort(means)
     lit, runner_up = means[order[-1]], means[order[-2]]
     return int(order[-1]) if lit > 120 and runner_up < 80 else None
+
+
+def write_numbered_h264(
+    path: Path, frames: int, fps: int = 30, gop: int = 30, keys: frozenset[int] = frozenset()
+) -> Path:
+    """H.264 (x264 in PyAV's FFmpeg) in MP4 like a camera's: no B-frames, a key frame every
+    ``gop`` frames and at the frames in ``keys`` (as a scene cut would), nowhere else."""
+    import av  # the daemon's dependency; only this helper needs it
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(numbered_frame(i), format="bgr24")
+            if i in keys:
+                frame.pict_type = av.video.frame.PictureType.I
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
