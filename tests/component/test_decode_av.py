@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 
 import av
+import cv2
+import numpy as np
 import pytest
 from rtsp.numbered import CELLS, H, W, frame_number, write_numbered_clip, write_numbered_h264
 
@@ -206,3 +208,63 @@ def test_open_errors_are_one_clear_line(tmp_path):
     with pytest.raises(DecodeOpenError) as err:
         dec.open("rtsp://admin:hunter2@127.0.0.1:9/stream")
     assert "hunter2" not in str(err.value) and "rtsp://***@127.0.0.1:9/stream" in str(err.value)
+
+
+def test_same_pixels_as_opencv_within_rounding(models_dir, tmp_path):
+    """A photo-like H.264 clip (the sample clip re-encoded): the BGR frames equal those of
+    cv2.VideoCapture (the OpenCV path) within rounding, so models see what they saw before."""
+    source = cv2.VideoCapture(str(models_dir / "samples" / "demo.avi"))
+    clip = tmp_path / "photos.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 960, 640, "yuv420p"
+        for _ in range(8):
+            ok, image = source.read()
+            assert ok
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode(None))
+    source.release()
+    dec = AvDecoder(DecodeOptions(decode="software"))
+    dec.open(str(clip))
+    cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
+    try:
+        for _ in range(8):
+            ok, ours, _ = dec.read()
+            ok_cv, theirs = cap.read()
+            assert ok and ok_cv and ours.shape == theirs.shape == (640, 960, 3)
+            diff = np.abs(ours.astype(np.int16) - theirs)
+            assert diff.mean() < 2.0 and np.percentile(diff, 99.9) <= 6, (diff.mean(), diff.max())
+            assert float(theirs.std()) > 20, "a flat frame would prove nothing"
+    finally:
+        dec.close()
+        cap.release()
+
+
+def test_a_reopen_starts_a_new_timeline(clips):
+    """A reconnect (here: the file reopened 0.3 s in) restarts the cap and the timestamp
+    checks: its first frame is kept, not dropped as 'before the next due time'."""
+    dec = AvDecoder(DecodeOptions(decode="software", max_fps=10))
+    dec.open(str(clips["gop30"]))
+    assert [image is not None for _, image in (drain(dec, 10))] == [True, False, False] * 3 + [True]
+    dec.open(str(clips["gop30"]))
+    ok, image, t = dec.read()
+    assert ok and t == 0.0 and image is not None and frame_number(image) == 0
+    dec.close()
+
+
+def test_vaapi_without_a_decoder_for_the_codec_says_so_once(clips, caplog, monkeypatch):
+    """A VA device that exists (/dev/null stands in) and an FFmpeg that claims VAAPI (faked:
+    the wheel has none, so FFmpeg finds no VAAPI config for H.264, as a real iGPU lacking
+    that codec would): the stream decodes in software, one log line says so."""
+    monkeypatch.setattr(av.codec.hwaccel, "hwdevices_available", lambda: ["vaapi"])
+    dec = AvDecoder(DecodeOptions(decode="vaapi", va_device="/dev/null"), name="door")
+    assert (dec.backend, dec.fallback_reason) == ("vaapi", "")
+    with caplog.at_level(logging.INFO, logger="expressiond.decode_av"):
+        for _ in range(2):
+            dec.open(str(clips["gop30"]))
+            assert not dec.hw_active
+            ok, image, _ = dec.read()
+            assert ok and frame_number(image) == 0
+            dec.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["camera door: VAAPI has no h264 decoder: decoding it in software"]
