@@ -4,20 +4,20 @@ frames the fps cap drops.
 ``decode = "auto" | "software" | "vaapi"`` per camera. "vaapi" decodes on the iGPU through
 FFmpeg's VAAPI hwaccel (/dev/dri/renderD128); "auto" uses it when present. When it is not (no
 render node, no access to it, or an FFmpeg built without VAAPI) decoding falls back to
-software with one log line saying why and what to do. Note: the PyPI wheels of PyAV (<= 18)
-bundle an FFmpeg built without VAAPI on Linux, so with them the fallback always happens;
-VAAPI needs a PyAV built against a system FFmpeg >= 7 with VAAPI.
+software with one log line saying why and what to do. Note: the PyPI wheels of PyAV (checked:
+17.1, 18.1) bundle an FFmpeg built without VAAPI on Linux, so with them the fallback always
+happens; VAAPI needs a PyAV built against a system FFmpeg >= 7 with VAAPI.
 
 The fps cap (``max_fps``, for live sources) works on the stream's timestamps:
 - every frame above the cap is returned as skipped (image None) without its YUV->BGR
-  conversion (about a quarter of a 1080p frame's software cost);
+  conversion (15-30 % of a 1080p H.264 frame's software cost, benchmarks/decode.py);
 - packets are not even decoded where that is correct: for intra-only codecs (MJPEG, the usual
   USB and many IP camera format) each packet is a picture of its own, and for H.264/H.265
   when key frames come at least as often as the cap wants frames (e.g. a 1 s GOP and
   ``fps = 1``): then only key frames are decoded. Otherwise every packet must be decoded: a
   P-frame is a difference to the frame before it, so dropping one corrupts every frame up to
-  the next key frame (1-4 s on cameras). Cameras send no B-frames, so skipping non-reference
-  frames (``skip_frame = NONREF``) would save nothing.
+  the next key frame (1-4 s on cameras). IP cameras seldom send B-frames, so skipping
+  non-reference frames (``skip_frame = NONREF``) would save next to nothing.
 
 ``read()`` returns one result per frame (or skipped packet) as ``(ok, image, pts)``; a skipped
 frame still proves the camera is alive, which a per-camera stall check needs.
