@@ -1,8 +1,9 @@
-"""The PyAV decoder on real files (H.264 and MJPEG made here with PyAV's own FFmpeg/x264).
+"""The PyAV decoder (sources/decode/pyav.py, software) on real files (H.264 and MJPEG made
+here with PyAV's own FFmpeg/x264).
 
 Frames are numbered (tests/rtsp/numbered.py), so every check is on content: the frame the cap
-kept is the frame of that time, decoded without corruption. The VA device cannot exist here:
-the only fake is the list of FFmpeg's hwaccels in the device-missing test.
+kept is the frame of that time, decoded without corruption. The backend choice, VAAPI and the
+fallback are in test_decode_ffmpeg.py.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 from rtsp.numbered import CELLS, H, W, frame_number, write_numbered_clip, write_numbered_h264
 
-from expressiond import decode_av
-from expressiond.decode_av import AvDecoder, DecodeOpenError, DecodeOptions, FpsCap, choose_backend
+from expressiond.sources.decode import DecodeOpenError, DecodeOptions, FpsCap
+from expressiond.sources.decode import pyav as decode_av
+from expressiond.sources.decode.pyav import AvDecoder
 
 FRAMES = 90  # 3 s at 30 fps
 
@@ -150,46 +152,15 @@ def test_fps_cap_rule():
 
 def test_timestamps_that_do_not_advance_switch_to_arrival_time(caplog):
     dec = AvDecoder(DecodeOptions(decode="software", max_fps=10))
-    with caplog.at_level(logging.INFO, logger="expressiond.decode_av"):
+    with caplog.at_level(logging.INFO, logger="expressiond.sources.decode.pyav"):
         times = [dec._time(1.0) for _ in range(decode_av.PTS_BAD_MAX + 2)]
     assert times[: decode_av.PTS_BAD_MAX] == [1.0] * decode_av.PTS_BAD_MAX
     assert times[-1] > 1000, "after PTS_BAD_MAX stuck timestamps the monotonic clock is used"
     assert sum("timestamps do not advance" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_backend_choice():
-    assert choose_backend("software") == ("software", "")
-    with pytest.raises(ValueError, match="auto, software, vaapi"):
-        choose_backend("gpu")
-    backend, why = choose_backend("vaapi")
-    if "vaapi" not in av.codec.hwaccel.hwdevices_available():
-        assert backend == "software" and "has no VAAPI" in why
-
-
-def test_missing_va_device_falls_back_to_software(monkeypatch, tmp_path):
-    # fake: an FFmpeg with VAAPI (the PyPI wheel has none); the device check is real
-    monkeypatch.setattr(av.codec.hwaccel, "hwdevices_available", lambda: ["vaapi", "drm"])
-    backend, why = choose_backend("auto", str(tmp_path / "renderD128"))
-    assert backend == "software" and why.startswith(f"no VA device {tmp_path}/renderD128")
-
-
-@pytest.mark.parametrize("mode, level", [("vaapi", logging.WARNING), ("auto", logging.INFO)])
-def test_one_log_line_for_the_fallback(clips, caplog, monkeypatch, tmp_path, mode, level):
-    monkeypatch.setattr(av.codec.hwaccel, "hwdevices_available", lambda: ["vaapi"])  # as above
-    dec = AvDecoder(DecodeOptions(decode=mode, va_device=str(tmp_path / "renderD128")), name="door")
-    assert dec.backend == "software"
-    with caplog.at_level(logging.DEBUG, logger="expressiond.decode_av"):
-        for _ in range(3):  # reconnects do not repeat it
-            dec.open(str(clips["gop30"]))
-            assert dec.read()[1] is not None
-            dec.close()
-    lines = [r for r in caplog.records if "decoding in software" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].levelno == level
-    assert lines[0].getMessage().startswith("camera door: decoding in software: no VA device")
-
-
 def test_software_mode_logs_nothing(clips, caplog):
-    with caplog.at_level(logging.DEBUG, logger="expressiond.decode_av"):
+    with caplog.at_level(logging.DEBUG, logger="expressiond.sources.decode.pyav"):
         dec = AvDecoder(DecodeOptions(decode="software"))
         dec.open(str(clips["gop30"]))
         dec.close()
@@ -207,7 +178,7 @@ def test_open_errors_are_one_clear_line(tmp_path):
     # nothing listens on port 9 of loopback: refused at once, and the password is not told
     with pytest.raises(DecodeOpenError) as err:
         dec.open("rtsp://admin:hunter2@127.0.0.1:9/stream")
-    assert "hunter2" not in str(err.value) and "rtsp://***@127.0.0.1:9/stream" in str(err.value)
+    assert "hunter2" not in str(err.value) and "rtsp://admin:***@127.0.0.1:9/stream" in str(err.value)
 
 
 def test_same_pixels_as_opencv_within_rounding(models_dir, tmp_path):
@@ -250,21 +221,3 @@ def test_a_reopen_starts_a_new_timeline(clips):
     ok, image, t = dec.read()
     assert ok and t == 0.0 and image is not None and frame_number(image) == 0
     dec.close()
-
-
-def test_vaapi_without_a_decoder_for_the_codec_says_so_once(clips, caplog, monkeypatch):
-    """A VA device that exists (/dev/null stands in) and an FFmpeg that claims VAAPI (faked:
-    the wheel has none, so FFmpeg finds no VAAPI config for H.264, as a real iGPU lacking
-    that codec would): the stream decodes in software, one log line says so."""
-    monkeypatch.setattr(av.codec.hwaccel, "hwdevices_available", lambda: ["vaapi"])
-    dec = AvDecoder(DecodeOptions(decode="vaapi", va_device="/dev/null"), name="door")
-    assert (dec.backend, dec.fallback_reason) == ("vaapi", "")
-    with caplog.at_level(logging.INFO, logger="expressiond.decode_av"):
-        for _ in range(2):
-            dec.open(str(clips["gop30"]))
-            assert not dec.hw_active
-            ok, image, _ = dec.read()
-            assert ok and frame_number(image) == 0
-            dec.close()
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["camera door: VAAPI has no h264 decoder: decoding it in software"]

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from expressiond.decode_av import AvDecoder, DecodeOpenError, DecodeOptions
+from expressiond.sources.decode import DecodeOpenError, DecodeOptions
+from expressiond.sources.decode.pyav import AvDecoder
 from rtsp.numbered import CELLS, frame_number
 
 

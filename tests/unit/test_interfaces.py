@@ -293,7 +293,7 @@ def test_latency_window_and_slot_go_through_their_locks():
     slot = LatestFrameSlot()
     assert _waits_for(slot._cond, slot.counts)
     cap = CameraCapture(CameraConfig(name="c", source="/nonexistent/clip.avi"))
-    assert _waits_for(cap._stats_lock, cap.stats)
+    assert _waits_for(cap._lock, cap.stats)
 
 
 # --- the fault plan is an argument ----------------------------------------------------------

@@ -123,7 +123,16 @@ class Runtime:
         cameras = []
         for cap in self._captures:
             s = cap.stats()
-            cameras.append(CameraHealth(cap.name, s.connected, s.finished, s.last_frame_age_s))
+            cameras.append(
+                CameraHealth(
+                    cap.name,
+                    s.connected,
+                    s.finished,
+                    s.last_frame_age_s,
+                    watched=cap.watch is not None,
+                    waiting_s=cap.slot.waiting_s(now),
+                )
+            )
         return Health(
             last_result_age_s=now - last,
             in_flight=in_flight,

@@ -1,14 +1,9 @@
-"""Video decoding with PyAV (FFmpeg): hardware decode when there is one, and no work spent on
-frames the fps cap drops.
+"""Software decoding with PyAV (FFmpeg in-process), and no work spent on frames the fps cap
+drops. The "software" decoder of streams, and "auto" without an iGPU (backend.py).
 
-``decode = "auto" | "software" | "vaapi"`` per camera. "vaapi" decodes on the iGPU through
-FFmpeg's VAAPI hwaccel (/dev/dri/renderD128); "auto" uses it when present. When it is not (no
-render node, no access to it, or an FFmpeg built without VAAPI) decoding falls back to
-software with one log line saying why and what to do. Note: the PyPI wheels of PyAV (checked:
-17.1, 18.1) bundle an FFmpeg built without VAAPI on Linux, so with them the fallback always
-happens; VAAPI needs a PyAV built against a system FFmpeg >= 7 with VAAPI.
-
-The fps cap (``max_fps``, for live sources) works on the stream's timestamps:
+The fps cap (``max_fps``, for live sources) works on the frames' timestamps, which for a
+network stream are their arrival times (FFmpeg's ``use_wallclock_as_timestamps``: the
+stream's own may not be real time, e.g. HTTP MJPEG gets made-up 25 fps ones):
 - every frame above the cap is returned as skipped (image None) without its YUV->BGR
   conversion (15-30 % of a 1080p H.264 frame's software cost, benchmarks/decode.py);
 - packets are not even decoded where that is correct: for intra-only codecs (MJPEG, the usual
@@ -20,7 +15,9 @@ The fps cap (``max_fps``, for live sources) works on the stream's timestamps:
   non-reference frames (``skip_frame = NONREF``) would save next to nothing.
 
 ``read()`` returns one result per frame (or skipped packet) as ``(ok, image, pts)``; a skipped
-frame still proves the camera is alive, which a per-camera stall check needs.
+frame still proves the camera is alive, which the per-camera stall check needs.
+
+Thread: one decoder belongs to one camera thread ("capture-<name>").
 """
 
 from __future__ import annotations
@@ -28,96 +25,44 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
-import cv2
-import numpy as np
 
-from .capture import redact
+if TYPE_CHECKING:
+    import numpy as np
+
+from expressiond.sources.base import redact
+from expressiond.sources.decode.common import (
+    DecodeOpenError,
+    DecodeOptions,
+    FpsCap,
+    is_network,
+    is_rtsp,
+    reason,
+)
 
 log = logging.getLogger(__name__)
 
-DECODE_MODES = ("auto", "software", "vaapi")
-RTSP_TRANSPORTS = ("tcp", "udp")
-VA_DEVICE = "/dev/dri/renderD128"
 PTS_BAD_MAX = 5  # this many non-increasing timestamps in a row: pace by arrival time instead
 KEY_SLACK = 1.05  # key frames at most this x the cap's period apart: decode key frames only
 KEY_GAPS = 4  # ... for this many gaps in a row
 FULL_RANGE = 2  # AVCOL_RANGE_JPEG: yuvj420p, MJPEG; swscale handles it
-_CV_CONVERT = {"yuv420p": cv2.COLOR_YUV2BGR_I420, "nv12": cv2.COLOR_YUV2BGR_NV12}  # planes as one array
-
-
-class DecodeOpenError(Exception):
-    """A source cannot be opened now; the message is for the operator (credentials redacted)."""
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    decode: str = "auto"
-    rtsp_transport: str | None = None  # None: FFmpeg's default (UDP, then TCP)
-    timeout_s: float = 5.0  # open and read: no data for this long is a failure
-    max_fps: float | None = None  # None: every frame is converted (files paced by the caller)
-    size: tuple[int, int] | None = None  # (width, height): scaled in the same pass as the conversion
-    va_device: str = VA_DEVICE
-    threads: int = 0  # 0: FFmpeg picks (one per core)
-    # frame threads: more frames a second from one file, but a frame of latency per thread and
-    # ~10 % more CPU per frame than slice threads. None: on for files, off for network streams
-    frame_threads: bool | None = None
-
-
-def choose_backend(decode: str, va_device: str = VA_DEVICE) -> tuple[str, str]:
-    """("vaapi" | "software", why not vaapi: "" when vaapi was chosen or not asked for)."""
-    if decode not in DECODE_MODES:
-        raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {decode!r}")
-    if decode == "software":
-        return "software", ""
-    if "vaapi" not in av.codec.hwaccel.hwdevices_available():
-        return "software", (
-            f"this PyAV's FFmpeg ({av.__version__}) has no VAAPI (the PyPI wheels do not): "
-            "install PyAV built against a system FFmpeg with VAAPI"
-        )
-    if not os.path.exists(va_device):
-        return "software", f"no VA device {va_device} (no Intel/AMD GPU, or its driver is not loaded)"
-    if not os.access(va_device, os.R_OK | os.W_OK):
-        return "software", f"no access to {va_device}: add the service user to group render"
-    return "vaapi", ""
-
-
-class FpsCap:
-    """Keeps at most ``max_fps`` frames a second of stream time, evenly: the rule of the
-    OpenCV path (a frame up to 20 % of a period early still counts as due)."""
-
-    def __init__(self, max_fps: float | None):
-        self.period = 1.0 / max_fps if max_fps else 0.0
-        self._next_due: float | None = None
-        self._last: float | None = None
-
-    def keep(self, t: float) -> bool:
-        if not self.period:
-            return True
-        if self._next_due is None or self._last is None or not (self._last - 1.0 <= t <= self._last + 10.0):
-            self._next_due = t  # first frame, or the timeline jumped: start afresh
-        self._last = t
-        tolerance = 0.2 * self.period
-        if t < self._next_due - tolerance:
-            return False
-        self._next_due = max(self._next_due, t - tolerance) + self.period
-        return True
+# planes as one array -> OpenCV's conversion (cv2 is imported at the first frame, like the other
+# sources' heavy imports, so that the registry reaches this module without loading OpenCV)
+_CV_CONVERT = {"yuv420p": "COLOR_YUV2BGR_I420", "nv12": "COLOR_YUV2BGR_NV12"}
 
 
 class AvDecoder:
     """One source (file or network URL) decoded to BGR frames; not thread-safe (one camera
     thread owns it)."""
 
+    backend = "software"
+
     def __init__(self, options: DecodeOptions | None = None, name: str = "camera"):
         self.options = options or DecodeOptions()
         self.name = name
-        self.backend, self.fallback_reason = choose_backend(self.options.decode, self.options.va_device)
-        self._fallback_logged = False
-        self._warned_codecs: set[str] = set()
         self._container = None
         self._stream = None
         self._packets = None
@@ -140,23 +85,10 @@ class AvDecoder:
     def open(self, url: str) -> None:
         self.close()
         opts = self.options
-        self._log_fallback()
-        container = None
-        if self.backend == "vaapi":
-            try:
-                container = self._open_container(url, "vaapi")
-            except DecodeOpenError as exc:  # the device, or the source? software tells
-                container = self._open_container(url, "software")
-                self.backend, self.fallback_reason = "software", f"VAAPI failed on {opts.va_device} ({exc})"
-                self._log_fallback()
-        if container is None:
-            container = self._open_container(url, "software")
+        container = self._open_container(url)
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        if self.backend == "vaapi" and not ctx.is_hwaccel and ctx.name not in self._warned_codecs:
-            self._warned_codecs.add(ctx.name)
-            log.info("camera %s: VAAPI has no %s decoder: decoding it in software", self.name, ctx.name)
-        self._live = "://" in url and not url.lower().startswith("file:")
+        self._live = is_network(url)
         frame_threads = not self._live if opts.frame_threads is None else opts.frame_threads
         ctx.thread_type = "AUTO" if frame_threads else "SLICE"
         ctx.thread_count = opts.threads
@@ -171,36 +103,24 @@ class AvDecoder:
         self._pending = []
         self.status, self.error = "open", ""
 
-    def _log_fallback(self) -> None:
-        if self.backend == "software" and self.fallback_reason and not self._fallback_logged:
-            self._fallback_logged = True
-            level = logging.WARNING if self.options.decode == "vaapi" else logging.INFO
-            log.log(level, "camera %s: decoding in software: %s", self.name, self.fallback_reason)
-
-    def _open_container(self, url: str, backend: str):
+    def _open_container(self, url: str):
         opts = self.options
         container_options = {}
-        if url.lower().startswith(("rtsp://", "rtsps://")) and opts.rtsp_transport:
+        if is_network(url):  # cap on arrival time: a stream's own timestamps may be made up
+            container_options["use_wallclock_as_timestamps"] = "1"
+        if is_rtsp(url) and opts.rtsp_transport:
             container_options["rtsp_transport"] = opts.rtsp_transport
-        hwaccel = None
-        if backend == "vaapi":
-            hwaccel = av.codec.hwaccel.HWAccel("vaapi", opts.va_device, allow_software_fallback=True)
         timeout = opts.timeout_s
         try:
-            container = av.open(url, options=container_options, timeout=(timeout, timeout), hwaccel=hwaccel)
+            container = av.open(url, options=container_options, timeout=(timeout, timeout))
         except av.error.ExitError as exc:
             raise DecodeOpenError(f"cannot open {redact(url)}: no answer within {timeout:g} s") from exc
         except (av.error.FFmpegError, OSError) as exc:
-            raise DecodeOpenError(f"cannot open {redact(url)}: {_reason(exc)}") from exc
+            raise DecodeOpenError(f"cannot open {redact(url)}: {reason(exc)}") from exc
         if not container.streams.video:
             container.close()
             raise DecodeOpenError(f"cannot open {redact(url)}: it has no video stream")
         return container
-
-    @property
-    def hw_active(self) -> bool:
-        """Frames of the open stream are decoded on the GPU."""
-        return self._stream is not None and bool(self._stream.codec_context.is_hwaccel)
 
     def close(self) -> None:
         if self._container is not None:
@@ -232,7 +152,7 @@ class AvDecoder:
             except av.error.ExitError:
                 return self._finish("fail", f"no data for {self.options.timeout_s:g} s")
             except (av.error.FFmpegError, OSError) as exc:
-                return self._finish("fail", _reason(exc))
+                return self._finish("fail", reason(exc))
             flush = packet.size == 0  # the demuxer's last (empty) packet drains the decoder
             if not flush:
                 t = self._packet_time(packet)
@@ -244,7 +164,7 @@ class AvDecoder:
             try:
                 self._pending = list(self._stream.decode(packet))  # sets the frames' time base
             except av.error.FFmpegError as exc:
-                self.status, self.error = "bad", _reason(exc)
+                self.status, self.error = "bad", reason(exc)
                 return True, None, None
             if flush and not self._pending:
                 return self._finish("fail", "the stream ended") if self._live else self._finish("end")
@@ -308,17 +228,15 @@ class AvDecoder:
         limited-range 4:2:0 goes through OpenCV's converter: 3-4x cheaper than swscale's here."""
         size = self.options.size
         even = frame.width % 2 == 0 and frame.height % 2 == 0
+        if size == (frame.width, frame.height):
+            size = None
         if not size and even and frame.color_range != FULL_RANGE and frame.format.name in _CV_CONVERT:
-            return cv2.cvtColor(frame.to_ndarray(), _CV_CONVERT[frame.format.name])
+            import cv2
+
+            return cv2.cvtColor(frame.to_ndarray(), getattr(cv2, _CV_CONVERT[frame.format.name]))
         if size and (frame.width, frame.height) != size:
             shrink = size[0] < frame.width
             return frame.to_ndarray(
                 format="bgr24", width=size[0], height=size[1], interpolation="AREA" if shrink else "BILINEAR"
             )
         return frame.to_ndarray(format="bgr24")
-
-
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's words without the URL PyAV appends (it may carry credentials)."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return redact(str(text)).split(": '", 1)[0]
