@@ -1,5 +1,7 @@
-"""The PyAV decoder against the real RTSP server: both transports, credentials, a server that
-dies and comes back. The served clip is numbered (rtsp/numbered.py), 10 fps, 1 s GOP."""
+"""Both decoders against the real RTSP server: PyAV (software) and the ffmpeg program (in its
+software form: the VAAPI pipeline without -hwaccel; no iGPU here). Both transports,
+credentials, a server that dies and comes back, a server that hangs. The served clip is
+numbered (rtsp/numbered.py), 10 fps, 1 s GOP."""
 
 from __future__ import annotations
 
@@ -8,11 +10,17 @@ import time
 import pytest
 
 from expressiond.sources.decode import DecodeOpenError, DecodeOptions
+from expressiond.sources.decode.ffmpeg import FfmpegDecoder
 from expressiond.sources.decode.pyav import AvDecoder
 from rtsp.numbered import CELLS, frame_number
 
+DECODERS = {
+    "pyav": lambda opts, name="camera": AvDecoder(opts, name),
+    "ffmpeg": lambda opts, name="camera": FfmpegDecoder(opts, name, hwaccel=False),
+}
 
-def read_for(dec: AvDecoder, seconds: float) -> list[tuple[float, object]]:
+
+def read_for(dec, seconds: float) -> list[tuple[float, object]]:
     """(pts, image or None) of the reads made within ``seconds``; stops at a failure."""
     out = []
     deadline = time.monotonic() + seconds
@@ -24,7 +32,7 @@ def read_for(dec: AvDecoder, seconds: float) -> list[tuple[float, object]]:
     return out
 
 
-def check_capped_stream(dec: AvDecoder, got: list[tuple[float, object]]) -> None:
+def check_capped_stream(dec, got: list[tuple[float, object]]) -> None:
     """5 fps cap on a 10 fps live stream: every frame decoded, every other one converted, each
     converted one an intact frame of the clip, two source frames after the one before."""
     kept = [image for _, image in got if image is not None]
@@ -37,10 +45,11 @@ def check_capped_stream(dec: AvDecoder, got: list[tuple[float, object]]) -> None
     assert sum(s == 2 for s in steps) >= 0.75 * len(steps), numbers
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
-def test_live_stream_over_each_transport_with_the_cap(rtsp_server, numbered_clip, transport):
+def test_live_stream_over_each_transport_with_the_cap(rtsp_server, numbered_clip, transport, kind):
     srv = rtsp_server(numbered_clip, protocols=transport)  # the other one would be refused
-    dec = AvDecoder(DecodeOptions(decode="auto", rtsp_transport=transport, max_fps=5), name="door")
+    dec = DECODERS[kind](DecodeOptions(rtsp_transport=transport, max_fps=5), "door")
     dec.open(srv.url())
     try:
         assert dec.codec == "h264"
@@ -51,10 +60,11 @@ def test_live_stream_over_each_transport_with_the_cap(rtsp_server, numbered_clip
     assert dec.status != "fail", dec.error
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("auth", ["basic", "digest"])
-def test_credentials(rtsp_server, numbered_clip, auth):
+def test_credentials(rtsp_server, numbered_clip, auth, kind):
     srv = rtsp_server(numbered_clip, user="cam", password="s3cr:t@x", auth=auth)
-    dec = AvDecoder(DecodeOptions(decode="software", rtsp_transport="tcp", timeout_s=5))
+    dec = DECODERS[kind](DecodeOptions(decode="software", rtsp_transport="tcp", timeout_s=5))
     for user, password in (("cam", "wrong-pw"), ("", "")):
         with pytest.raises(DecodeOpenError) as err:
             dec.open(srv.url(user, password))
@@ -69,12 +79,13 @@ def test_credentials(rtsp_server, numbered_clip, auth):
     assert ok and frame_number(image) is not None
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
-def test_server_killed_then_back(rtsp_server, numbered_clip, transport):
+def test_server_killed_then_back(rtsp_server, numbered_clip, transport, kind):
     """TCP sees the connection drop; UDP sees no more packets and times out (timeout_s)."""
     srv = rtsp_server(numbered_clip)
     opts = DecodeOptions(decode="software", rtsp_transport=transport, timeout_s=2.0)
-    dec = AvDecoder(opts)
+    dec = DECODERS[kind](opts)
     dec.open(srv.url())
     assert len(read_for(dec, 1.0)) >= 5
     srv.kill()
@@ -95,12 +106,13 @@ def test_server_killed_then_back(rtsp_server, numbered_clip, transport):
     assert sum(image is not None for _, image in got) >= 10
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
-def test_a_hung_server_is_a_read_timeout(rtsp_server, numbered_clip, transport):
+def test_a_hung_server_is_a_read_timeout(rtsp_server, numbered_clip, transport, kind):
     """SIGSTOP: the connection stays up and nothing arrives; read() fails after timeout_s."""
     srv = rtsp_server(numbered_clip)
     opts = DecodeOptions(decode="software", rtsp_transport=transport, timeout_s=2.0)
-    dec = AvDecoder(opts)
+    dec = DECODERS[kind](opts)
     dec.open(srv.url())
     try:
         assert len(read_for(dec, 1.0)) >= 5

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 SKIP_KEY = "expressiond_skipped"
 MAX_SIDE = 8192
 CLOSE_GRACE_S = 1.0
+OPEN_TIMEOUTS = 3  # an open may take this many timeout_s (PyAV's are per step too)
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+\S*: Video: (\w+)")
 _SIZE_RE = re.compile(r", (\d{1,5})x(\d{1,5})[ ,\[]")
 _PREFIX_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
@@ -158,14 +159,16 @@ class FfmpegDecoder:
             target=self._read_stderr, args=(proc.stderr, header), name=f"ffmpeg-{self.name}", daemon=True
         )
         self._err_thread.start()
-        deadline = time.monotonic() + self.options.timeout_s
+        # connect, describe/set up, probe the stream up to a key frame: each may take a timeout
+        open_s = OPEN_TIMEOUTS * self.options.timeout_s
+        deadline = time.monotonic() + open_s
         while not header.wait(0.05):
             if proc.poll() is not None or time.monotonic() >= deadline:
                 break
         if not header.is_set():
             answered = proc.poll() is not None
             self.close()
-            why = self._why(url) if answered else f"no answer within {self.options.timeout_s:g} s"
+            why = self._why(url) if answered else f"no stream within {open_s:g} s"
             raise DecodeOpenError(f"cannot open {redact(url)}: {why or 'ffmpeg exited'}")
         self.status, self.error = "open", ""
         log.debug("camera %s: %s", self.name, shown(argv))
