@@ -135,3 +135,17 @@ def test_a_hung_server_is_a_read_timeout(rtsp_server, numbered_clip, transport, 
         assert sum(image is not None for _, image in read_for(dec, 1.5)) >= 5
     finally:
         dec.close()
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("served, asked", [("tcp", "udp"), ("udp", "tcp")])
+def test_a_server_of_one_transport_refuses_the_other(rtsp_server, numbered_clip, kind, served, asked):
+    """What makes the transport tests above (and the daemon's, tests/faults) proofs: the
+    restricted server does not serve the other transport."""
+    srv = rtsp_server(numbered_clip, protocols=served)
+    dec = DECODERS[kind](DecodeOptions(decode="software", rtsp_transport=asked, timeout_s=3))
+    t0 = time.monotonic()
+    with pytest.raises(DecodeOpenError) as err:
+        dec.open(srv.url())
+    assert time.monotonic() - t0 < 3 * 3 + 2
+    assert str(err.value) == f"cannot open {srv.url()}: Protocol not supported"  # RTSP 461
