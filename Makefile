@@ -146,8 +146,9 @@ test-py310: venv310
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/unit tests/component tests/golden; \
 	else $(call missing_input,the OpenVINO 2022.3 test run (no $(VENV310): make venv310)); fi
 
-# Every benchmark side by side in one run (~10 min on 2 cores): benchmarks/results.json,
-# benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
+# Every benchmark side by side in one run (~15 min on 2 cores): benchmarks/results.json,
+# benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked;
+# camera decode (benchmarks/decode.py) into benchmarks/decode.json (README: `make figures`).
 bench: setup
 	@$(PY) benchmarks/bench_all.py --out benchmarks/results.json
 

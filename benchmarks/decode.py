@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Decode cost of a live camera: the OpenCV path of capture.py vs PyAV (decode_av), software.
+"""Decode cost of a live camera: the old OpenCV path vs the daemon's stream decoder
+(sources/decode), software.
 
 The clip is what an IP camera sends: 1920x1080 H.264 at 30 fps, main profile, no B-frames, a
 key frame every second, ~4 Mbit/s; made at run time with ffmpeg from the sample clip
@@ -10,16 +11,21 @@ committed). The fps cap is the daemon's default, 10 fps.
   ``normalise_image``, then the cap drops 2 of 3 frames: what capture.py does for a live source;
 - new: ``AvDecoder(decode="software", max_fps=10)``: every frame decoded (a 1 s GOP: P-frames
   depend on each other), only the kept ones converted;
+- ffmpeg_sw: the VAAPI pipeline of the ffmpeg program (sources/decode/ffmpeg.py) without
+  -hwaccel: the cap in the filter graph, kept frames converted by swscale, read from a pipe
+  (its CPU is the child's, counted when it is reaped);
 - two more rows place them: PyAV converting every frame, and PyAV decoding only.
 
-Part 1: CPU milliseconds per frame of the process (user + system, all threads; not wall
-time), every variant over the whole clip as fast as it goes, rounds alternating their order;
+Part 1: CPU milliseconds per frame of the process and its children (user + system, all
+threads; not wall time), every variant over the whole clip as fast as it goes, rounds alternating their order;
 the best round counts (the least disturbed on a shared box). Part 2: the share of the box's
 CPU (CPU seconds per wall second / cores) that N cameras take, N decoders in N threads of one
 process (like the daemon), each paced at 30 fps real time; old, new, new, old, averaged.
-VAAPI is reported as not measured when PyAV's FFmpeg or the box lacks it (as here).
+VAAPI (the ffmpeg program with -hwaccel vaapi) is measured the same way when the box has a
+render node and an ffmpeg with VAAPI, else reported as not measured (as here).
 
     .venv/bin/python benchmarks/decode.py [--rounds 3] [--cameras 1,2,4] [--json [OUT]]
+    .venv/bin/python benchmarks/decode.py --render [benchmarks/decode.json]   (the README table)
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ try:
 except ImportError:  # a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
-from expressiond.capture import normalise_image  # noqa: E402
-from expressiond.decode_av import AvDecoder, DecodeOptions, FpsCap, choose_backend  # noqa: E402
+from expressiond.sources.decode import DecodeOptions, FpsCap, choose_backend  # noqa: E402
+from expressiond.sources.decode.ffmpeg import FfmpegDecoder  # noqa: E402
+from expressiond.sources.decode.pyav import AvDecoder  # noqa: E402
+from expressiond.sources.frames import normalise_image  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 WIDTH, HEIGHT, FPS, GOP, KBPS = 1920, 1080, 30, 30, 4000
@@ -56,14 +64,16 @@ VARIANTS = {
     "old": "OpenCV read() every frame, cap after decode + convert (capture.py)",
     "new": f"PyAV (slice threads), every frame decoded, only the {CAP_FPS:g} fps kept converted",
     "new_1fps": "the same at a 1 fps cap: key frames only (1 s GOP), the rest never decoded",
+    "ffmpeg_sw": f"the ffmpeg program (the VAAPI pipeline without -hwaccel), {CAP_FPS:g} fps kept converted",
     "pyav_all": "PyAV (slice threads), every frame decoded and converted",
     "pyav_decode": "PyAV (slice threads), decode only (no conversion): the floor",
 }
 
 
 def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """This process and its reaped children (the ffmpeg decoders)."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def make_clip(seconds: int, source: Path) -> Path:
@@ -129,6 +139,24 @@ def read_av(path: Path, pace, max_fps: float | None = CAP_FPS, decode: str = "so
     return n
 
 
+def read_ffmpeg(path: Path, pace, hwaccel: bool = False) -> int:
+    dec = FfmpegDecoder(
+        DecodeOptions(decode="vaapi" if hwaccel else "software", max_fps=CAP_FPS), hwaccel=hwaccel
+    )
+    dec.open(str(path))
+    n = 0
+    try:
+        while True:
+            ok, _, _ = dec.read()
+            if not ok:
+                break
+            n += 1
+            pace(n / FPS)  # the pipe gives no timestamps: the source frame's own
+    finally:
+        dec.close()
+    return n
+
+
 def read_decode_only(path: Path, pace) -> int:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -144,6 +172,7 @@ READERS = {
     "old": read_old,
     "new": read_av,
     "new_1fps": lambda p, pace: read_av(p, pace, 1.0),
+    "ffmpeg_sw": read_ffmpeg,
     "pyav_all": lambda p, pace: read_av(p, pace, None),
     "pyav_decode": read_decode_only,
 }
@@ -221,29 +250,60 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+def ffmpeg_version() -> str:
+    try:
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" ", 1)[0]
+
+
 def render(res: dict) -> str:
+    """The markdown of a results file: the README's decode block (``--render``)."""
     c = res["clip"]
+    rounds = len(res["per_frame"]["old"]["cpu_ms_rounds"])
     lines = [
-        f"decode: {c['width']}x{c['height']} H.264 {c['fps']} fps, GOP {c['gop']}, {c['kbps']} kbit/s, "
-        f"{c['frames']} frames; cap {res['cap_fps']:g} fps; {res['machine']}; {res['date']}",
+        f"A {c['width']}x{c['height']} H.264 stream at {c['fps']} fps (GOP {c['gop']}, {c['kbps']} kbit/s, "
+        f"no B-frames: what an IP camera sends) with the daemon's default cap of {res['cap_fps']:g} fps, "
+        f"decoded in software; CPU ms per source frame (process and children, best of {rounds} rounds):",
         "",
         "| path | CPU ms per frame | vs old |",
         "|---|---:|---:|",
     ]
     old = res["per_frame"]["old"]["cpu_ms_per_frame"]
-    for key, label in VARIANTS.items():
+    for key, label in res["variants"].items():
         ms = res["per_frame"][key]["cpu_ms_per_frame"]
         lines.append(f"| {key}: {label} | {ms:.2f} | {ms / old:.2f}x |")
-    lines += ["", "| cameras at 30 fps | old: box CPU | new: box CPU | new/old | fps per camera old/new |"]
-    lines.append("|---:|---:|---:|---:|---:|")
+    names = [n for n in next(iter(res["live"].values())) if n != "old"]
+    head = " | ".join(f"{n}: box CPU | {n}/old" for n in names)
+    lines += [
+        "",
+        f"Cameras at 30 fps in real time, one process (the share of all {res['cores_used']} cores):",
+        "",
+    ]
+    lines += [
+        f"| cameras | old: box CPU | {head} | fps per camera ({' / '.join(['old', *names])}) |",
+        "|---:|" + "---:|" * (2 * len(names) + 2),
+    ]
     for n, row in res["live"].items():
-        o, w = row["old"], row["new"]
-        ratio = w["box_cpu_percent"] / o["box_cpu_percent"] if o["box_cpu_percent"] else float("nan")
-        lines.append(
-            f"| {n} | {o['box_cpu_percent']:.1f} % | {w['box_cpu_percent']:.1f} % | {ratio:.2f} "
-            f"| {o['fps_per_camera']:.1f} / {w['fps_per_camera']:.1f} |"
-        )
-    lines += ["", f"vaapi: {res['vaapi']}"]
+        o = row["old"]
+        cells = []
+        for name in names:
+            w = row[name]
+            ratio = w["box_cpu_percent"] / o["box_cpu_percent"] if o["box_cpu_percent"] else float("nan")
+            cells.append(f"{w['box_cpu_percent']:.1f} % | {ratio:.2f}")
+        fps = " / ".join(f"{row[k]['fps_per_camera']:.1f}" for k in ["old", *names])
+        lines.append(f"| {n} | {o['box_cpu_percent']:.1f} % | {' | '.join(cells)} | {fps} |")
+    load = res.get("load_avg") or [float("nan")] * 2
+    versions = f"Python {res['python']}, OpenCV {res['opencv']}, PyAV {res['pyav']}"
+    versions += f" (libavcodec {res['ffmpeg_pyav']})"
+    if res.get("ffmpeg_program"):
+        versions += f", ffmpeg {res['ffmpeg_program']}"
+    lines += [
+        "",
+        f"`benchmarks/decode.py` (`make bench`), {res['date'][:10]}, {res['machine']}, load average "
+        f"{load[0]:.1f} -> {load[1]:.1f}; {versions}. VAAPI: {res['vaapi']}.",
+    ]
     return "\n".join(lines)
 
 
@@ -257,12 +317,25 @@ def main(argv: list[str] | None = None) -> int:
         "--live-seconds", type=float, default=20.0, help="part 2 seconds per path and count (default 20)"
     )
     ap.add_argument("--json", nargs="?", type=Path, const=ROOT / "benchmarks" / "decode.json", metavar="OUT")
+    ap.add_argument(
+        "--render",
+        nargs="?",
+        type=Path,
+        const=ROOT / "benchmarks" / "decode.json",
+        metavar="FILE",
+        help="measure nothing: print the markdown of a results file (default benchmarks/decode.json)",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return 0
     clip = make_clip(args.seconds, Path(args.models) / "samples" / "demo.avi")
     backend, why = choose_backend("vaapi")
     if backend == "vaapi":  # an iGPU here: its row too, by the same rules
-        VARIANTS["vaapi"] = f"PyAV with VAAPI, only the {CAP_FPS:g} fps kept converted"
-        READERS["vaapi"] = lambda p, pace: read_av(p, pace, CAP_FPS, "vaapi")
+        VARIANTS["vaapi"] = (
+            f"the ffmpeg program with VAAPI, only the {CAP_FPS:g} fps kept downloaded and converted"
+        )
+        READERS["vaapi"] = lambda p, pace: read_ffmpeg(p, pace, hwaccel=True)
     with av.open(str(clip)) as c:
         frames = c.streams.video[0].frames
     cores = len(os.sched_getaffinity(0))
@@ -286,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "opencv": cv2.__version__,
         "pyav": av.__version__,
         "ffmpeg_pyav": ".".join(map(str, av.library_versions["libavcodec"])),
+        "ffmpeg_program": ffmpeg_version(),
         "load_avg": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "clip": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "gop": GOP, "kbps": KBPS, "frames": frames},
         "cap_fps": CAP_FPS,

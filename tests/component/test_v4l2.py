@@ -47,8 +47,8 @@ def test_permission_denied_says_group_video(tmp_path):
     r = run_python(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == (
-        f"no permission to open V4L2 device {node}: add the service user to group video "
-        "(usermod -aG video expressiond) and restart the service"
+        f"no permission to open V4L2 device {node}: the daemon's user needs group video (the "
+        "unit's SupplementaryGroups=video; by hand: usermod -aG video USER, then log in again)"
     )
 
 

@@ -44,8 +44,8 @@ def check_node(path: str) -> str:
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     except PermissionError:
         raise SourceUnavailable(
-            f"no permission to open V4L2 device {path}: add the service user to group video "
-            "(usermod -aG video expressiond) and restart the service"
+            f"no permission to open V4L2 device {path}: the daemon's user needs group video (the "
+            "unit's SupplementaryGroups=video; by hand: usermod -aG video USER, then log in again)"
         ) from None
     except OSError as exc:
         raise SourceUnavailable(
