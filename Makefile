@@ -37,11 +37,17 @@ export EXPRESSIOND_MODELS := $(CURDIR)/$(MODELS_DIR)
 #   libusb-1.0-0            the NCS2's transport (OpenVINO 2022.3 MYRIAD); a system test
 #                           initialises it under the unit's hardening
 #   ca-certificates         TLS to the package registries (npm, pip)
+#   python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
+#   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+#                           the tests' real RTSP server (tests/rtsp/rtsp_server.py, run by the
+#                           system python3): decodebin/appsrc (base), avidemux, jpegdec and
+#                           rtph264pay (good), x264enc (ugly)
 # plus nodejs and npm unless an npm is already on PATH: `expressiond models build` (npm pack
 # of the pinned face-api), the golden references and the face-api benchmark (node >= 18).
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev \
                 mosquitto mosquitto-clients openssl ffmpeg systemd-container util-linux \
-                libusb-1.0-0 ca-certificates
+                libusb-1.0-0 ca-certificates python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 \
+                gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 
 # OpenVINO 2022.3 LTS (the last release with MYRIAD) runs only on Python <= 3.10: the unit,
 # component and golden tests run a second time there. pyenv's 3.10 is used when present.
@@ -103,7 +109,8 @@ $(STAMPS)/venv310: pyproject.toml
 	  test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310); \
 	  $(VENV310)/bin/python -m pip install -q --upgrade pip; \
 	  $(VENV310)/bin/python -m pip install -q "openvino==2022.3.2" "numpy<2" \
-	    "opencv-python-headless<4.11" "paho-mqtt>=2" "prometheus-client>=0.17" "tomli>=1.1" pytest hypothesis; \
+	    "opencv-python-headless<4.11" "paho-mqtt>=2" "av>=14" "prometheus-client>=0.17" "tomli>=1.1" \
+	    pytest hypothesis; \
 	  $(VENV310)/bin/python -m pip install -q --no-deps -e .; \
 	  touch $@; \
 	else $(call missing_input,the OpenVINO 2022.3 test run (no Python 3.10 at $(PY310); set PY310=/path/to/python3.10)); fi
@@ -140,8 +147,9 @@ test-py310: venv310
 	  $(VENV310)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/unit tests/component tests/golden; \
 	else $(call missing_input,the OpenVINO 2022.3 test run (no $(VENV310): make venv310)); fi
 
-# Every benchmark side by side in one run (~10 min on 2 cores): benchmarks/results.json,
-# benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked.
+# Every benchmark side by side in one run (~15 min on 2 cores): benchmarks/results.json,
+# benchmarks/benchmark.png, benchmarks/targets.png; the targets of issues 3 and 9 checked;
+# camera decode (benchmarks/decode.py) into benchmarks/decode.json (README: `make figures`).
 bench: setup
 	@$(PY) benchmarks/bench_all.py --out benchmarks/results.json
 

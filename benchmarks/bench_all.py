@@ -11,12 +11,15 @@ Steps, all on this machine in this run:
 3. precisions: the real ``run`` end to end (every frame of the clip) and its latency at 10 fps with the
    LATENCY hint, for FP32, FP16 (bf16 on CPUs that have it) and INT8 when its IR exists;
 4. face-api JS (benchmarks/vs_faceapi.py, tfjs wasm backend): expressiond FP32 async vs
-   face-api on the same photos; INT8 vs FP32 from the same run when the INT8 IR exists.
+   face-api on the same photos; INT8 vs FP32 from the same run when the INT8 IR exists;
+5. camera decode (benchmarks/decode.py): CPU ms per frame of a 1080p30 H.264 stream, the old
+   OpenCV path vs the daemon's, and the box's CPU share at 1/2/4 cameras: writes
+   benchmarks/decode.json (the README's decode table, `make figures`).
 Then every target of issues 3 and 9 is checked against its ratio (FP32, the same IR as the
 baselines), with the best precision's figure beside it.
 
     .venv/bin/python benchmarks/bench_all.py [--quick] [--rounds 3] [--seconds 5]
-        [--streams 1,2,4] [--stream-rounds 2] [--stream-seconds 12] [--skip-faceapi]
+        [--streams 1,2,4] [--stream-rounds 2] [--stream-seconds 12] [--skip-faceapi] [--skip-decode]
         [--out benchmarks/results.json] [--json]
 
 Progress goes to stderr (with the load average: the box may be shared), the summary to stdout
@@ -277,6 +280,23 @@ def print_summary(result: dict) -> None:
         )
 
 
+def run_decode(out: Path, quick: bool, skip: bool) -> dict:
+    """Step 5: benchmarks/decode.py (camera decode: the old OpenCV path vs PyAV, 1/2/4 cameras)
+    as a child process writing ``out`` beside results.json (the README's decode table)."""
+    if skip:
+        return {"error": "skipped (--skip-decode)"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--json", str(out)]
+    if quick:
+        cmd += ["--rounds", "1", "--cameras", "1,2", "--live-seconds", "6", "--seconds", "10"]
+    progress("5/5 camera decode: " + " ".join(cmd[1:]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    for line in proc.stderr.splitlines():
+        progress("  " + line.strip())
+    if proc.returncode != 0:
+        return {"error": f"decode.py exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+    return {"json": str(out), "per_frame_ms": json.loads(out.read_text())["per_frame"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models-dir", type=Path, default=None)
@@ -293,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--quick", action="store_true", help="a short smoke run (1 round, 2 s modes, streams 1,2), ~3 minutes"
     )
+    ap.add_argument("--skip-decode", action="store_true", help="no camera decode benchmark (step 5)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     ap.add_argument("--plots-dir", type=Path, default=None, help="default: beside --out")
     ap.add_argument("--json", action="store_true", help="print the JSON instead of the summary")
@@ -314,29 +335,30 @@ def main(argv: list[str] | None = None) -> int:
     load_start = [round(x, 2) for x in os.getloadavg()]
     progress(f"models {models_dir}, clip {clip}, {args.precision}; load {load_start}")
 
-    progress(f"1/4 modes: {args.rounds} round(s) x {args.seconds:g} s")
+    progress(f"1/5 modes: {args.rounds} round(s) x {args.seconds:g} s")
     modes = bm.run_modes(cfg, clip, args.seconds, args.max_requests, args.rounds, progress)
     modes["hint"] = cfg.inference.performance_hint
     progress(f"   ratios {modes['ratios']}")
 
     counts = bm.parse_streams(args.streams)
-    progress(f"2/4 streams {counts}: {args.stream_rounds} round(s) x {args.stream_seconds:g} s")
+    progress(f"2/5 streams {counts}: {args.stream_rounds} round(s) x {args.stream_seconds:g} s")
     with tempfile.TemporaryDirectory(prefix="bench-streams.") as tmp:
         streams = run_streams(cfg, clip, counts, args.stream_seconds, args.stream_rounds, Path(tmp), progress)
     progress(f"   ratios {streams['ratios']}")
 
     precisions = available_precisions(models_dir)
-    progress(f"3/4 precisions {precisions}: {args.seconds:g} s each")
+    progress(f"3/5 precisions {precisions}: {args.seconds:g} s each")
     with tempfile.TemporaryDirectory(prefix="bench-prec.") as tmp:
         by_precision = run_precisions(cfg, clip, precisions, args.seconds, Path(tmp))
     if args.skip_faceapi:
         faceapi = {"error": "skipped (--skip-faceapi)"}
     else:
-        progress("4/4 face-api JS (wasm) side by side")
+        progress("4/5 face-api JS (wasm) side by side")
         with tempfile.TemporaryDirectory(prefix="bench-faceapi.") as tmp:
             faceapi = faceapi_summary(
                 run_faceapi(models_dir, Path(tmp) / "vs.json", args.faceapi_repeat, max(3.0, args.seconds))
             )
+    decode = run_decode(args.out.parent / "decode.json", args.quick, args.skip_decode)
     ratios = dict(modes["ratios"])
     ratios.update({k: v for k, v in streams["ratios"].items() if k != "at_n"})
     ratios["vs_faceapi_js"] = faceapi.get("vs_faceapi_js")
@@ -366,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "streams": streams,
         "precisions": by_precision,
         "faceapi": faceapi,
+        "decode": decode,
     }
     result["targets"] = targets(result)
     view = dict(modes, streams=streams, ratios=ratios, load_avg_end=result["load_avg_end"])

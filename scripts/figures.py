@@ -16,6 +16,7 @@ in all, mostly `accuracy`); the long ones are only rendered from their results f
     accuracy   `expressiond evaluate` on ../shared/data/expressions           (run, ~2 min)
     bench      benchmarks/results.json         (written by `make bench`, ~10 min)
     faults     benchmarks/faults.json          (written by the fault suite in `make test`)
+    decode     benchmarks/decode.json          (written by `make bench`: benchmarks/decode.py)
   benchmarks/README.md
     targets, loaded   benchmarks/results.json, results-loaded.json, profile.json
     closeup-tables    benchmarks/closeup.json
@@ -333,6 +334,7 @@ def renderers(models: Path) -> list[tuple[Path, str, Callable[[], str | None]]]:
         (README, "accuracy", lambda: accuracy_block(models) if DEV_SET.is_dir() else None),
         (README, "bench", lambda: script_block("bench_table.py")),
         (README, "faults", lambda: script_block("fault_table.py")),
+        (README, "decode", lambda: script_block("decode.py", "--render")),
         (BENCH_README, "targets", lambda: script_block("bench_table.py", "--part", "targets")),
         (BENCH_README, "loaded", lambda: script_block("bench_table.py", "--part", "loaded")),
         (BENCH_README, "closeup-tables", lambda: script_block("closeup.py", "--render")),

@@ -87,7 +87,9 @@ def cmd_check_config(args) -> int:
     if args.json:
         print(json.dumps({"ok": True, "config": cfg.to_dict(), "notes": notes}, indent=2))
     else:
-        cams = ", ".join(f"{c.name} ({c.source})" for c in cfg.cameras)
+        from expressiond.sources import redact
+
+        cams = ", ".join(f"{c.name} ({redact(c.source)})" for c in cfg.cameras)
         print(
             f"{path}: ok; device {cfg.inference.device} {cfg.inference.precision}, "
             f"num_requests {cfg.inference.num_requests}; cameras: {cams}; "

@@ -21,6 +21,7 @@ from broker_fixtures import *  # noqa: E402, F403 - the shared certs, broker_fac
 from fault_results import update_row  # noqa: E402
 from faultkit import Daemon, daemon_toml, subscriber  # noqa: E402
 from needs import need  # noqa: E402
+from rtsp.fixtures import rtsp_server  # noqa: E402, F401 - RTSP cameras (test_rtsp_camera.py)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -41,10 +41,13 @@ def daemon_toml(
     ha_discovery: bool = False,
     stats_interval: float = 2,
     level: str = "INFO",
+    camera_extra: str = "",
+    more_cameras: str = "",
     device_id: str = DEVICE_ID,
 ) -> str:
     """A config for the fault runs: CPU FP32, two requests, one camera "door", reconnects
-    capped at 1 s (the lowest the schema allows) so the tests see recoveries quickly."""
+    capped at 1 s (the lowest the schema allows) so the tests see recoveries quickly.
+    ``camera_extra``: more keys for door; ``more_cameras``: more [[cameras]] tables."""
     cache = f'cache_dir = "{cache_dir}"\n' if cache_dir else ""
     text = f"""device_id = "{device_id}"
 models_dir = "{models_dir}"
@@ -60,7 +63,8 @@ source = "{source}"
 fps = {fps}
 loop = {"true" if loop else "false"}
 reconnect_max_s = 1
-
+{camera_extra}
+{more_cameras}
 [logging]
 level = "{level}"
 journal = "no"

@@ -1,11 +1,10 @@
 """Camera faults against the real daemon: a video file source removed and put back, and a
 network stream whose server (a local ffmpeg) is killed and restarted.
 
-The stream is HTTP multipart MJPEG served by ``ffmpeg -f mpjpeg -listen 1``, not RTSP:
-ffmpeg's RTSP muxer only pushes to a server (``-rtsp_flags listen`` is a demuxer option; as
-an output it fails with "Connection refused"), and no RTSP server is installed here. HTTP
-MJPEG is what many IP cameras serve, and it goes through the same OpenCV/FFmpeg network
-path (open/read timeouts, reconnect with backoff) as rtsp:// in capture.py.
+The stream is HTTP multipart MJPEG served by ``ffmpeg -f mpjpeg -listen 1``: what many IP
+cameras serve, through the same stream decoder (sources/decode: open/read timeouts) and
+reconnect with backoff as rtsp://. RTSP itself, with a real RTSP server, over each transport,
+and the per-camera stall are in test_rtsp_camera.py.
 """
 
 from __future__ import annotations
@@ -124,8 +123,8 @@ def test_stream_server_killed_and_restarted(watched, demo_clip, tmp_path, fault_
     fault_row.update(
         key="camera-stream-killed",
         fault="camera stream server killed and restarted",
-        how="HTTP MJPEG stream served by a local ffmpeg (-f mpjpeg -listen 1; RTSP listen mode "
-        "does not exist for output) SIGKILLed, restarted 3 s later on the same port",
+        how="HTTP MJPEG stream served by a local ffmpeg (-f mpjpeg -listen 1) SIGKILLed, "
+        "restarted 3 s later on the same port",
         result=f"loss seen after {lost_after_s:.1f} s, reconnected {back_s:.1f} s after the "
         "server returned; events resumed",
         **t.row(),

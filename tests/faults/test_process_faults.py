@@ -179,6 +179,7 @@ def test_sighup_camera_change_resends_discovery(
     assert col.wait_for(lambda ms: len(ms) >= 1, 30), d.log()[-3000:]
     comps = json.loads(col.messages[0].payload)["components"]
     assert sorted(comps) == [
+        f"{DEVICE_ID}_door_connectivity",
         f"{DEVICE_ID}_door_expression",
         f"{DEVICE_ID}_door_expression_event",
         f"{DEVICE_ID}_door_fps",
@@ -196,7 +197,7 @@ def test_sighup_camera_change_resends_discovery(
     assert late.wait_for(lambda ms: len(ms) == 1, 10)
     assert late.messages[0].retain
     comps = json.loads(late.messages[0].payload)["components"]
-    assert len(comps) == 6, sorted(comps)
+    assert len(comps) == 8, sorted(comps)
     assert comps[f"{DEVICE_ID}_door_expression_event"] == {"platform": "event"}
     assert comps[f"{DEVICE_ID}_door_expression"] == {"platform": "sensor"}
     assert comps[f"{DEVICE_ID}_door_fps"] == {"platform": "sensor"}

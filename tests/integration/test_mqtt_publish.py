@@ -213,7 +213,8 @@ def test_camera_change_resends_discovery_and_deletes_cameras_gone(
         assert comps[f"dev1_{cam}_expression_event"]["state_topic"] == f"expressiond/dev1/{cam}/event"
         assert comps[f"dev1_{cam}_expression_event"]["event_types"] == LABELS
         assert comps[f"dev1_{cam}_fps"]["unique_id"] == f"expressiond_dev1_{cam}_fps"
-    assert len(comps) == 9
+    assert comps["dev1_door_connectivity"] == {"platform": "binary_sensor"}
+    assert len(comps) == 12
 
     pub.set_cameras(["door"])
     assert col.wait_for(lambda ms: len(ms) == 3, 10)

@@ -51,6 +51,7 @@ def test_replace_block_rewrites_only_the_block():
     ("path", "name", "args"),
     [
         ("README.md", "bench", ["bench_table.py"]),
+        ("README.md", "decode", ["decode.py", "--render"]),
         ("benchmarks/README.md", "targets", ["bench_table.py", "--part", "targets"]),
         ("benchmarks/README.md", "loaded", ["bench_table.py", "--part", "loaded"]),
         ("README.md", "accuracy-cv", ["accuracy.py", "--render", "--readme"]),

@@ -33,7 +33,7 @@ from expressiond.counters import Counters, LatencyWindow
 from expressiond.daemon.faults import FaultPlan, from_environ
 from expressiond.daemon.records import CameraHealth, CameraStats, Health, ServiceStats
 from expressiond.errors import ConfigError
-from expressiond.events import ExpressionEvent
+from expressiond.events import ExpressionEvent, Frame
 from expressiond.inference import metadata
 from expressiond.inference.detectors import DETECTOR_KINDS
 from expressiond.sinks import SINKS, EventSink, SinkOptions, build_sinks
@@ -293,7 +293,7 @@ def test_latency_window_and_slot_go_through_their_locks():
     slot = LatestFrameSlot()
     assert _waits_for(slot._cond, slot.counts)
     cap = CameraCapture(CameraConfig(name="c", source="/nonexistent/clip.avi"))
-    assert _waits_for(cap._stats_lock, cap.stats)
+    assert _waits_for(cap._lock, cap.stats)
 
 
 # --- the fault plan is an argument ----------------------------------------------------------
@@ -364,3 +364,33 @@ def test_health_decides_the_watchdog_ping():
         "no inference result for 9.0 s, 0 frame(s) in flight; cameras: door connected, last "
         "frame 0.2 s ago; yard not connected"
     )
+
+
+def test_a_stalled_live_camera_is_its_watch_s_business_not_the_watchdog_s():
+    """One RTSP camera frozen while connected: its stall watch reconnects it; the watchdog keeps
+    pinging. The inference path stays covered: frames left untaken, or a request that never
+    completes, stop the pings whatever the cameras do."""
+    frozen = CameraHealth("door", connected=True, finished=False, last_frame_age_s=4.0, watched=True)
+    flowing = CameraHealth("yard", connected=True, finished=False, last_frame_age_s=0.1, watched=True)
+
+    def health(age, in_flight, *cams):
+        return Health(last_result_age_s=age, in_flight=in_flight, cameras=cams, failure=None, ended=False)
+
+    assert health(9.0, 0, frozen).healthy(5.0)  # alone and frozen: still no watchdog kill
+    assert health(0.2, 2, frozen, flowing).healthy(5.0)  # the other camera's results flow
+    assert not health(9.0, 3, frozen).healthy(5.0)  # a request that never completes
+    untaken = CameraHealth("yard", True, False, 0.1, watched=True, waiting_s=6.0)
+    stuck = health(9.0, 0, frozen, untaken)
+    assert not stuck.healthy(5.0)  # frames wait in a slot, nothing takes them: the feeder is stuck
+    assert stuck.stall_report().endswith("yard connected, last frame 0.1 s ago, frames untaken for 6.0 s")
+    assert health(9.0, 0, CameraHealth("yard", True, False, 0.1, watched=True, waiting_s=0.05)).healthy(5.0)
+
+
+def test_the_slot_says_how_long_frames_wait_untaken():
+    slot = LatestFrameSlot()
+    assert slot.waiting_s(time.monotonic()) is None
+    t0 = time.monotonic()
+    slot.put(Frame("door", 0, t0, time.time(), np.zeros((2, 2, 3), np.uint8)))
+    slot.put(Frame("door", 1, t0, time.time(), np.zeros((2, 2, 3), np.uint8)))  # a replacement
+    assert 0.9 <= slot.waiting_s(time.monotonic() + 1.0) <= 1.1  # counted from the first put
+    assert slot.get(0) is not None and slot.waiting_s(time.monotonic()) is None

@@ -51,6 +51,7 @@ def _capture(name: str, connected: bool = True, finished: bool = False) -> Captu
         loops=0,
         fps=9.5,
         last_frame_age_s=0.1,
+        stalls=2,
     )
 
 
@@ -209,6 +210,7 @@ def test_metric_families_carry_the_observation():
     assert m[("expressiond_frames_dropped_total", door)] == 10
     assert m[("expressiond_bad_frames_total", door)] == 2
     assert m[("expressiond_camera_reconnects_total", door)] == 1
+    assert m[("expressiond_camera_stalls_total", door)] == 2
     assert m[("expressiond_events_total", (("camera", "door"), ("type", "start")))] == 4
     assert m[("expressiond_events_total", (("camera", "door"), ("type", "end")))] == 3
     assert m[("expressiond_inference_frames_total", ())] == 100 and m[("expressiond_faces_total", ())] == 150

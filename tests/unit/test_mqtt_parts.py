@@ -163,15 +163,26 @@ def test_discovery_payload_shape():
         {"topic": t.status, "payload_available": "online", "payload_not_available": "offline"}
     ]
     comps = d["components"]
-    assert len(comps) == 6
+    assert len(comps) == 8
     uids = [c["unique_id"] for c in comps.values()]
-    assert len(set(uids)) == 6
+    assert len(set(uids)) == 8
     ev = comps["nuc-hall_door_expression_event"]
     assert ev["platform"] == "event" and ev["event_types"] == labels
     assert ev["state_topic"] == t.event("door") and "event_type" in ev["value_template"]
     assert comps["nuc-hall_yard_fps"]["state_topic"] == t.stats
     assert "'yard'" in comps["nuc-hall_yard_fps"]["value_template"]
     assert comps["nuc-hall_yard_expression"]["state_topic"] == t.state("yard")
+    link = comps["nuc-hall_yard_connectivity"]
+    assert (link["platform"], link["device_class"], link["state_topic"]) == (
+        "binary_sensor",
+        "connectivity",
+        t.stats,
+    )
+    assert link["value_template"] == (
+        "{{ ('ON' if value_json.cameras['yard'].connected else 'OFF') if value_json.cameras is defined "
+        "and 'yard' in value_json.cameras else none }}"
+    )
+    assert link["entity_category"] == "diagnostic"
 
 
 def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
@@ -181,8 +192,9 @@ def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
     full = discovery_payload(t, ["door", "yard"], ["happy"], "1.2.3")["components"]
     d = discovery_payload(t, ["hall", "yard"], ["happy"], "1.2.3", removed=["door"])
     comps = d["components"]
-    assert len(comps) == 9
+    assert len(comps) == 12
     assert comps["nuc-hall_door_expression_event"] == {"platform": "event"}
+    assert comps["nuc-hall_door_connectivity"] == {"platform": "binary_sensor"}
     assert comps["nuc-hall_door_expression"] == {"platform": "sensor"}
     assert comps["nuc-hall_door_fps"] == {"platform": "sensor"}
     for key in ("nuc-hall_yard_expression_event", "nuc-hall_yard_expression", "nuc-hall_yard_fps"):

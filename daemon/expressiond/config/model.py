@@ -34,6 +34,7 @@ from expressiond.config.keys import (
     table,
     text,
 )
+from expressiond.sources.decode.common import DECODE_MODES, RTSP_TRANSPORTS
 from expressiond.sources.registry import kind_of, redact
 
 SAMPLES_SOURCE = "samples"  # camera source meaning the clip <models_dir>/samples/demo.avi
@@ -44,6 +45,7 @@ JOURNAL_MODES = ("auto", "yes", "no")
 MAX_REQUESTS = 64
 DEVICE_ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 CAMERA_NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+FOURCC_RE = re.compile(r"^[A-Z0-9]{4}$")
 TOPIC_LEVEL_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 TOPIC_RULE = (
     "one or more MQTT topic levels of 1 to 64 characters of a-z, 0-9, _ and - joined by '/' "
@@ -213,6 +215,14 @@ class CameraConfig:
     # Files, folders and samples: False = every frame, as fast as inference takes them
     # (offline analysis); True = played at fps like a camera, the newest frame wins.
     realtime: bool = boolean(True)
+    # Network streams: "auto" = VAAPI on the iGPU when there is one (ffmpeg), else software
+    decode: str = choice("auto", DECODE_MODES)
+    rtsp_transport: str = choice("tcp", RTSP_TRANSPORTS)  # rtsp:// and rtsps:// streams
+    # V4L2: the pixel format asked of the camera (MJPG, YUYV, H264...); width/height go with it
+    fourcc: str | None = text(None, "4 characters A-Z or 0-9, such as MJPG or YUYV", FOURCC_RE.fullmatch)
+    # Live sources: a read that gives nothing for this many frame intervals (1/fps) while
+    # connected is a stalled camera: reported and reconnected
+    stall_intervals: int = integer(50, "an integer from 3 to 100000", lambda v: 3 <= v <= 100000)
 
     @property
     def source_kind(self) -> str:

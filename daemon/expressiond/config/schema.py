@@ -36,7 +36,8 @@ from expressiond.config.model import (
     split_listen,
 )
 from expressiond.config.values import MISSING, Checker, Section, show
-from expressiond.sources.registry import is_live, spec_problem
+from expressiond.sources.base import url_scheme
+from expressiond.sources.registry import is_live, kind_of, spec_problem
 
 
 def build_config(
@@ -274,6 +275,16 @@ def _camera_rules(sec: Section, values: dict[str, Any]) -> None:
             "realtime = false only applies to video files, image folders and "
             "samples (a live camera or stream sets its own pace); remove it",
         )
+    if source is None:
+        return
+    kind = kind_of(source, look=False)
+    for key, applies, where in (
+        ("decode", kind == "stream", "network streams"),
+        ("rtsp_transport", url_scheme(source) in ("rtsp", "rtsps"), "rtsp:// and rtsps:// streams"),
+        ("fourcc", kind == "v4l2", "V4L2 cameras (/dev/videoN)"),
+    ):
+        if not applies and values.get(key) not in (None, _default(CameraConfig, key)):
+            sec.bad(key, f"applies only to {where}, not to this {kind} source; remove it")
 
 
 def _classifier_rules(sec: Section, values: dict[str, Any]) -> None:

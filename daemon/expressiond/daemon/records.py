@@ -13,7 +13,7 @@ from typing import Any
 
 from expressiond.counters import HistogramSnapshot
 from expressiond.sinks.base import SinkHealth
-from expressiond.sources.capture import CaptureStats
+from expressiond.sources.records import CaptureStats
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,8 @@ class CameraHealth:
     # how long the source has been down: since its last frame, or since the runtime started
     # when it never gave one; None while connected or after a file ended
     down_s: float | None = None
+    watched: bool = False  # a live camera: its own stall watch reconnects it (sources/stall.py)
+    waiting_s: float | None = None  # its frames have waited this long untaken in its slot
 
 
 @dataclass(frozen=True)
@@ -138,20 +140,26 @@ class Health:
 
     def healthy(self, window_s: float) -> bool:
         """Whether to ping the watchdog: inference completed within the window, or nothing is
-        waiting and every silent camera is visibly reconnecting (a camera that is down is not
-        a stuck daemon). A read that blocks forever, or a device that never completes a
-        request, stops the pings and systemd restarts us."""
+        waiting for it and every silent camera is down, ended or watched (a camera that is down
+        is not a stuck daemon; a live camera whose read hangs is its stall watch's business,
+        which reconnects it whatever the other cameras do). The inference path stays covered:
+        a request that never completes, or frames left untaken in a slot for the window (the
+        feeder or the pipeline stuck), stop the pings and systemd restarts us; so does a file
+        or folder read that blocks (not watched)."""
         if self.last_result_age_s < window_s:
             return True
         if self.in_flight:
             return False
-        return all(c.finished or not c.connected for c in self.cameras)
+        if any(c.waiting_s is not None and c.waiting_s >= window_s for c in self.cameras):
+            return False
+        return all(c.finished or not c.connected or c.watched for c in self.cameras)
 
     def stall_report(self) -> str:
         """Why healthy() said no, for the log line before systemd's watchdog kill."""
         cams = [
             f"{c.name} {'connected' if c.connected else 'not connected'}"
             + ("" if c.last_frame_age_s is None else f", last frame {c.last_frame_age_s:.1f} s ago")
+            + ("" if c.waiting_s is None else f", frames untaken for {c.waiting_s:.1f} s")
             for c in self.cameras
         ]
         return (

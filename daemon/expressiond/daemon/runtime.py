@@ -127,7 +127,17 @@ class Runtime:
             down = None
             if not (s.connected or s.finished):
                 down = s.last_frame_age_s if s.last_frame_age_s is not None else now - self._started_mono
-            cameras.append(CameraHealth(cap.name, s.connected, s.finished, s.last_frame_age_s, down))
+            cameras.append(
+                CameraHealth(
+                    cap.name,
+                    s.connected,
+                    s.finished,
+                    s.last_frame_age_s,
+                    down,
+                    watched=cap.watch is not None,
+                    waiting_s=cap.slot.waiting_s(now),
+                )
+            )
         return Health(
             last_result_age_s=now - last,
             in_flight=in_flight,

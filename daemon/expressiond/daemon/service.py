@@ -31,6 +31,7 @@ from expressiond.systemd import Notifier
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 10000
+LINK_STATS_GAP_S = 1.0
 OBSERVE_EVERY_S = 1.0  # how often the observer (the [http] endpoint) gets a new Observation
 
 Observer = Callable[[Observation], None]
@@ -92,6 +93,8 @@ class Service:
         wd = self.notifier.watchdog_interval()
         ping_every = wd / 2 if wd else None
         next_stats = time.monotonic() + stats_interval
+        last_stats = 0.0
+        links_sent: tuple[bool, ...] | None = None  # the cameras' "connected" the last stats said
         next_observe = time.monotonic() + OBSERVE_EVERY_S
         last_ping = 0.0
         stalled_since: float | None = None
@@ -122,8 +125,12 @@ class Service:
                         "restarts the service if it lasts",
                         health.stall_report(),
                     )
-            if now >= next_stats:
-                next_stats = now + stats_interval
+            # a camera that goes down or comes back is told at once (Home Assistant's
+            # connectivity sensor), not at the next interval; at most once a second
+            links = tuple(c.connected for c in health.cameras)
+            links_sent = links if links_sent is None else links_sent
+            if now >= next_stats or (links != links_sent and now - last_stats >= LINK_STATS_GAP_S):
+                next_stats, last_stats, links_sent = now + stats_interval, now, links
                 self.publish_stats()
             if self._observer is not None and now >= next_observe:
                 next_observe = now + OBSERVE_EVERY_S
@@ -271,12 +278,17 @@ class Service:
         self.notifier.status(self.status_line(stats))
 
     def status_line(self, stats: ServiceStats | None = None) -> str:
-        """systemd's STATUS=: devices and precision, inference fps per camera, sink status."""
+        """systemd's STATUS=: devices and precision, inference fps per camera (and "(down)" for a
+        camera that is reconnecting), sink status."""
         if self.runtime is None:
             return "starting"
         stats = stats or self.stats()
         rt = stats.runtime
-        fps = ", ".join(f"{c.capture.camera} {c.fps:.1f} fps" for c in rt.cameras) if rt else ""
+        fps = ", ".join(
+            f"{c.capture.camera} {c.fps:.1f} fps"
+            + ("" if c.capture.connected or c.capture.finished else " (down)")
+            for c in (rt.cameras if rt else ())
+        )
         devices = ",".join(rt.inference.execution_devices) if rt else ""
         notes = "".join(f"; {text}" for text in (sink.status() for sink in self.sinks) if text)
         return f"{devices} {self.cfg.inference.precision}; {fps}{notes}"

@@ -36,6 +36,11 @@ CAMERA_COUNTERS = (
     ("expressiond_frames_skipped", "Frames of a live source skipped to keep to its fps.", "frames_skipped"),
     ("expressiond_bad_frames", "Frames that could not be decoded or used.", "bad_frames"),
     ("expressiond_camera_reconnects", "Times the camera's source came back after an outage.", "reconnects"),
+    (
+        "expressiond_camera_stalls",
+        "Reads (or opens) of a live camera abandoned because they hung (stall_intervals).",
+        "stalls",
+    ),
 )
 
 

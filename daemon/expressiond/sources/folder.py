@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from expressiond.sources.base import BaseSource, Read, SourceUnavailable, looks_like_folder
+from expressiond.sources.base import BaseSource, Read, SourceOptions, SourceUnavailable, looks_like_folder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -28,8 +28,8 @@ class FolderSource(BaseSource):
     kind = "folder"
     live = False
 
-    def __init__(self, spec: str, width: int | None = None, height: int | None = None):
-        super().__init__(spec, width, height)
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
         self.path = spec
         self._files: list[str] = []
         self._pos = 0

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from expressiond.sources.base import BaseSource, Read, SourceUnavailable, redact
+from expressiond.sources.base import BaseSource, Read, SourceOptions, SourceUnavailable, redact
 
 
 class OpenCvSource(BaseSource):
-    def __init__(self, spec: str, width: int | None = None, height: int | None = None):
-        super().__init__(spec, width, height)
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
         self._cap: Any = None
 
     def _capture(self, spec: str) -> tuple[Any, str]:

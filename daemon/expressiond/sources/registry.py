@@ -11,7 +11,7 @@ Thread: none of its own; pure functions over immutable class facts.
 
 from __future__ import annotations
 
-from expressiond.sources.base import BaseSource, SourceUnavailable, redact, url_scheme
+from expressiond.sources.base import BaseSource, SourceOptions, SourceUnavailable, redact, url_scheme
 from expressiond.sources.device import DeviceSource
 from expressiond.sources.folder import FolderSource
 from expressiond.sources.stream import StreamSource
@@ -55,8 +55,9 @@ def spec_problem(spec: str) -> str | None:
     return source_class(spec, look=False).problem(spec)
 
 
-def make_source(spec: str, width: int | None = None, height: int | None = None) -> BaseSource:
-    return source_class(spec)(spec, width, height)
+def make_source(spec: str, options: SourceOptions | None = None) -> BaseSource:
+    """The source object for ``spec``; ``options`` from its camera (SourceOptions.of)."""
+    return source_class(spec)(spec, options)
 
 
 def probe(spec: str) -> str | None:

@@ -11,6 +11,7 @@ under the slot's condition (the counters too).
 from __future__ import annotations
 
 import threading
+import time
 
 from expressiond.events import Frame
 
@@ -29,11 +30,14 @@ class LatestFrameSlot:
         self._wakeup = wakeup
         self.dropped = 0
         self.published = 0
+        self._waiting_since: float | None = None  # monotonic time a frame was first left untaken
 
     def put(self, frame: Frame) -> bool:
         """Store frame; True if it replaced an unconsumed one."""
         with self._cond:
             replaced = self._frame is not None
+            if not replaced:
+                self._waiting_since = time.monotonic()
             self.dropped += replaced
             self.published += 1
             self._frame = frame
@@ -48,6 +52,7 @@ class LatestFrameSlot:
             if self._frame is None and not self._closed:
                 self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
             frame, self._frame = self._frame, None
+            self._waiting_since = None
             if frame is not None:
                 self._cond.notify_all()  # a lossless producer waits in wait_empty()
             return frame
@@ -67,6 +72,12 @@ class LatestFrameSlot:
             self._cond.notify_all()
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def waiting_s(self, now: float) -> float | None:
+        """For how long frames have been waiting here untaken (replacements included), or None
+        when the slot is empty: a consumer that no longer takes frames shows here."""
+        with self._cond:
+            return None if self._waiting_since is None else now - self._waiting_since
 
     def counts(self) -> tuple[int, int]:
         """(published, dropped), read under the slot's lock."""

@@ -1,6 +1,7 @@
 """Home Assistant MQTT discovery, device-based: one retained config message describes the
 device and all its entities (per camera: an ``event`` entity firing the expression, a sensor
-with the current expression, a diagnostic fps sensor). Availability follows the status topic.
+with the current expression, a diagnostic fps sensor, a diagnostic ``connectivity``
+binary_sensor: the camera connected or reconnecting). Availability follows the status topic.
 A reload that changes the cameras re-sends it; the components of cameras that are gone are
 sent with only ``platform``, which makes Home Assistant delete them.
 
@@ -8,7 +9,8 @@ Payload shapes this relies on (the service builds them):
 - state topic (``publish_state``, tracking.current_state): ``{"count": n, "tracks":
   [{"track", "expression", "confidence", "box"}, ...]}``; the sensor shows the expression of
   the most confident track, ``none`` without faces;
-- stats topic (``publish_stats``): ``{"cameras": {name: {"fps": float, ...}}, ...}``.
+- stats topic (``publish_stats``): ``{"cameras": {name: {"fps": float, "connected": bool,
+  ...}}, ...}``.
 
 Thread: payloads are built by the publisher (under its lock, or in "mqtt-publisher");
 ``remove_discovery`` runs in the main thread (``run --ha-remove``).
@@ -63,6 +65,15 @@ def _fps_template(camera: str) -> str:
     )
 
 
+def _connectivity_template(camera: str) -> str:
+    """ON/OFF from the camera's ``connected`` in the stats payload (sent at once when it
+    changes, daemon/service.py); None (unknown) before the camera is in a payload."""
+    known = f"value_json.cameras is defined and '{camera}' in value_json.cameras"
+    return (
+        "{{ ('ON' if value_json.cameras['" + camera + "'].connected else 'OFF') if " + known + " else none }}"
+    )
+
+
 def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
     dev = topics.device_id
     return {
@@ -93,6 +104,15 @@ def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[
             "value_template": _fps_template(cam),
             "unit_of_measurement": "fps",
             "state_class": "measurement",
+            "entity_category": "diagnostic",
+        },
+        f"{dev}_{cam}_connectivity": {
+            "platform": "binary_sensor",
+            "name": f"{cam} camera",
+            "unique_id": f"expressiond_{dev}_{cam}_connectivity",
+            "device_class": "connectivity",
+            "state_topic": topics.stats,
+            "value_template": _connectivity_template(cam),
             "entity_category": "diagnostic",
         },
     }
