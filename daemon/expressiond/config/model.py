@@ -38,6 +38,7 @@ CROP_POLICIES = ("auto", "model", "box", "square")  # [classifier] crop; see Cla
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 JOURNAL_MODES = ("auto", "yes", "no")
+SNAPSHOT_MODES = ("off", "face", "frame")  # [[cameras]] snapshot; see CameraConfig
 MAX_REQUESTS = 64
 DEVICE_ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 CAMERA_NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -143,6 +144,13 @@ class CameraConfig:
     # Files, folders and samples: False = every frame, as fast as inference takes them
     # (offline analysis); True = played at fps like a camera, the newest frame wins.
     realtime: bool = boolean(True)
+    # Pictures over MQTT (retained <prefix>/<device_id>/<name>/snapshot, never spooled) on a
+    # start/change: "off" (no pixels leave the box), "face" (the face crop), "frame" (the frame
+    # with the faces boxed); at most one per snapshot_interval s, longest side snapshot_max_side.
+    snapshot: str = choice("off", SNAPSHOT_MODES)
+    snapshot_interval: float = number(5.0, "a number from 0.5 to 3600 (seconds)", lambda v: 0.5 <= v <= 3600)
+    snapshot_max_side: int = integer(480, "an integer from 64 to 1920 (pixels)", lambda v: 64 <= v <= 1920)
+    snapshot_quality: int = integer(80, "an integer from 30 to 95 (JPEG quality)", lambda v: 30 <= v <= 95)
 
     @property
     def source_kind(self) -> str:
@@ -195,7 +203,9 @@ class MqttConfig:
     username: str | None = text(None)
     password_file: str | None = path()  # or a systemd credential; never the password itself
     keepalive: int = integer(30, "an integer from 5 to 3600 (seconds)", lambda v: 5 <= v <= 3600)
-    qos: int = integer(1, "0, 1 or 2", lambda v: v in (0, 1, 2))
+    # 0 is refused: an event would leave the spool when written to the socket, not when the
+    # broker has it, so any disconnect could lose it (README, "MQTT")
+    qos: int = integer(1, "1 or 2 (QoS 0 would let events be lost on a disconnect)", lambda v: v in (1, 2))
     spool_path: str | None = path()  # None = <state dir>/spool.db
     spool_max_events: int = integer(100000, "an integer from 1 to 10000000", lambda v: 1 <= v <= 10**7)
     stats_interval: float = number(30.0, "a number >= 1 and <= 86400 (seconds)", lambda v: 1 <= v <= 86400)
