@@ -9,6 +9,7 @@ in all, mostly `accuracy`); the long ones are only rendered from their results f
     classify   `expressiond classify models/ir/samples/sample1.jpg`          (run, ~2 s)
     compile    benchmarks/compile_times.py: cold vs cached compile           (run, ~20 s)
     crops      benchmarks/crop_cost.py: classifier ms per face crop          (run, ~15 s)
+    snapshots  benchmarks/snapshot_sizes.py: JPEG bytes and encode time          (run, ~10 s)
     spool      benchmarks/durability_cost.py: the spool commit on the frame path (run, ~2 min)
     closeup    benchmarks/closeup.json         (written by benchmarks/closeup.py, ~15 min)
     accuracy   `expressiond evaluate` on ../shared/data/expressions           (run, ~2 min)
@@ -166,6 +167,25 @@ def spool_block() -> str:
     )
 
 
+def snapshots_block() -> str:
+    out = run([PY, str(BENCH / "snapshot_sizes.py"), "--json"], timeout=600)
+    (BENCH / "snapshot_sizes.json").write_text(out)
+    r = json.loads(out)
+    face, frame = r["face"], r["frame"]
+    return (
+        f"Sizes at the defaults (longest side {r['max_side']} px, quality {r['quality']}), for "
+        f"the faces the detector finds in the {r['photos']} sample photos "
+        f'({r["photo_side_px"][0]}-{r["photo_side_px"][1]} px): `"face"` '
+        f"{face['bytes_min'] / 1024:.0f}-{face['bytes_max'] / 1024:.0f} KiB (median "
+        f'{face["bytes_median"] / 1024:.0f}, {face["n"]} faces), `"frame"` '
+        f"{frame['bytes_min'] / 1024:.0f}-{frame['bytes_max'] / 1024:.0f} KiB (median "
+        f"{frame['bytes_median'] / 1024:.0f}); encoding takes {face['encode_ms_median']:.1f} / "
+        f'{frame["encode_ms_median"]:.1f} ms (median) on the "events" thread '
+        f"(`benchmarks/snapshot_sizes.py`, OpenCV {r['versions']['opencv']}). At the default "
+        f"interval a camera sends at most 0.2 snapshots/s.\n\n{stamp()}."
+    )
+
+
 def fs_of(path: str) -> str:
     """The device and file system type a path lives on (from /proc/mounts)."""
     best = ("?", "?", "")
@@ -274,6 +294,7 @@ def renderers(models: Path) -> list[tuple[Path, str, Callable[[], str | None]]]:
         (README, "classify", lambda: classify_block(models)),
         (README, "compile", compile_block),
         (README, "crops", crops_block),
+        (README, "snapshots", snapshots_block),
         (README, "spool", spool_block),
         (README, "closeup", closeup_block),
         (README, "accuracy", lambda: accuracy_block(models) if DEV_SET.is_dir() else None),

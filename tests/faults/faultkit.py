@@ -111,6 +111,7 @@ class Daemon:
         self.traces: list[Path] = []  # EXPRESSIOND_TRACE file per start
         self.exit_codes: list[int] = []
         self.started_at = 0.0
+        self.killed_at = 0.0  # time.monotonic() of the last kill_after_next_event
 
     # -- process ---------------------------------------------------------------------------
     def start(self, extra_args: Iterable[str] = ()) -> Daemon:
@@ -189,6 +190,7 @@ class Daemon:
         while len(self.produced()) <= n and time.monotonic() < deadline and self.alive:
             time.sleep(0.002)
         assert len(self.produced()) > n, f"no event within {timeout:.0f} s:\n{self.log()[-2000:]}"
+        self.killed_at = time.monotonic()
         if group:
             self.kill_group()
         else:

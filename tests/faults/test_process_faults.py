@@ -31,7 +31,7 @@ def test_signal_during_broker_outage_then_restart(sig, broker, watched, tmp_path
     t0 = time.monotonic()
     if sig == signal.SIGKILL:
         d.kill_after_next_event()  # right after the tracker made an event
-        rc = d.exit_codes[-1]
+        rc, t0 = d.exit_codes[-1], d.killed_at
     else:
         d.send(sig)
         rc = d.wait_exit(30)
@@ -53,8 +53,10 @@ def test_signal_during_broker_outage_then_restart(sig, broker, watched, tmp_path
     fault_row.update(
         key=f"{name.lower()}-during-outage",
         fault=f"{name} during a broker outage",
-        how=f"broker stopped; {name} to the daemon after {len(first_run)} events; daemon "
-        "restarted on the same spool while the broker was still down; broker back",
+        how=f"broker stopped; {name} to the daemon "
+        + ("within ms of the tracker making " if sig == signal.SIGKILL else "after ")
+        + f"its event {len(first_run)}; daemon restarted on the same spool while the broker was "
+        "still down; broker back",
         result=f"exited {rc} in {stop_s:.1f} s; spooled events sent after the restart, in order"
         + (f"; {len(lost_first)} of the killed run's events lost" if sig == signal.SIGKILL else ""),
         **t.row(),
@@ -178,7 +180,10 @@ def test_sighup_camera_change_resends_discovery(
     assert sorted(comps) == [
         f"{DEVICE_ID}_door_expression",
         f"{DEVICE_ID}_door_expression_event",
+        f"{DEVICE_ID}_door_faces",
         f"{DEVICE_ID}_door_fps",
+        f"{DEVICE_ID}_door_presence",
+        f"{DEVICE_ID}_door_snapshot",
     ]
 
     d.config.write_text(good.replace('name = "door"', 'name = "hall"'))
@@ -193,8 +198,9 @@ def test_sighup_camera_change_resends_discovery(
     assert late.wait_for(lambda ms: len(ms) == 1, 10)
     assert late.messages[0].retain
     comps = json.loads(late.messages[0].payload)["components"]
-    assert len(comps) == 6, sorted(comps)
+    assert len(comps) == 12, sorted(comps)
     assert comps[f"{DEVICE_ID}_door_expression_event"] == {"platform": "event"}
+    assert comps[f"{DEVICE_ID}_door_presence"] == {"platform": "binary_sensor"}
     assert comps[f"{DEVICE_ID}_door_expression"] == {"platform": "sensor"}
     assert comps[f"{DEVICE_ID}_door_fps"] == {"platform": "sensor"}
     hall = comps[f"{DEVICE_ID}_hall_expression_event"]

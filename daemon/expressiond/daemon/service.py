@@ -170,6 +170,10 @@ class Service:
         before = self.cfg.cameras
         self.cfg = new
         self._publish_idle([c for c in new.cameras if c.name not in {b.name for b in before}])
+        was_on = {c.name for c in before if c.snapshot != "off"}
+        for cam in new.cameras:  # snapshot turned off: delete the picture the broker retains
+            if cam.snapshot == "off" and cam.name in was_on:
+                self._put(("jpeg", (cam.name, b"")))
         rt.start()
         log.info("configuration reloaded from %s", new.source)
         cameras, snapshots = _camera_sets(new.cameras)
