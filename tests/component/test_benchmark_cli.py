@@ -5,6 +5,7 @@ OpenVINO on the CPU, the demo clip as the camera; nothing faked."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from expressiond.config import Config
 from expressiond.tools.benchmark.daemon import DaemonSpec, clip_camera, run_group
+from expressiond.tools.benchmark.report import print_table
 
 pytestmark = pytest.mark.slow
 
@@ -119,10 +121,11 @@ def test_benchmark_command_with_streams(tmp_path, models_dir, clip):
             "1",
             "--streams",
             "1",
-            "--json",
+            "--out",
             str(out),
             "--plot",
             str(png),
+            "--json",
         ],
         capture_output=True,
         text=True,
@@ -145,4 +148,9 @@ def test_benchmark_command_with_streams(tmp_path, models_dir, clip):
     assert kinds[:3] == ["sync", "async", "e2e"] and "latency" in kinds
     assert result["streams"]["table"][0]["separate"]["processes"] == 1
     assert png.stat().st_size > 5000
-    assert "one/separate" in proc.stdout and "ratios" in proc.stdout
+    # --json: the same document on stdout and nothing else (the table is left out; progress
+    # went to stderr); the table (what stdout shows without --json) renders from it
+    assert json.loads(proc.stdout) == result
+    table = io.StringIO()
+    print_table(result, table)
+    assert "one/separate" in table.getvalue() and "ratios" in table.getvalue()

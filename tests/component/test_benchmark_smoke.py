@@ -23,7 +23,7 @@ from needs import missing
 
 from expressiond.inference.ovcompat import LEGACY
 
-# DESIGN.md, "expressiond benchmark --json OUT writes at least ..."
+# DESIGN.md, "expressiond benchmark --json OUT writes at least ..." (now --out FILE; --json: stdout)
 DESIGN_KEYS = {"ratios", "latency_ms", "peak_rss_mib", "device", "precision"}
 DESIGN_RATIOS = {"async_vs_sync", "e2e_vs_benchmark_app"}
 BAPP_RATIOS = {  # the ratios that need a benchmark_app row
@@ -76,7 +76,7 @@ def test_benchmark_smoke_every_mode_once(tmp_path, models_dir):
             "0.5",
             "--max-requests",
             "2",
-            "--json",
+            "--out",
             str(out),
         ],
         capture_output=True,

@@ -296,3 +296,24 @@ def test_nncf_telemetry_is_off(int8_mod):
     if int8_mod.nncf_version() is None:
         missing("nncf", NNCF_FIX)
     assert os.environ.get("NNCF_CI") == "1"
+
+
+def test_int8_with_a_detector_without_int8_ir_says_so(int8_models):
+    """The bundled detector (omz/face-detection-retail-0005) has no INT8 IR: INT8 runs its FP16
+    IR, and classify says so on stderr (once) instead of running FP16 silently; with the
+    builtin detector, which has INT8 IR, nothing is said. Real models, real OpenVINO."""
+    photo = next((int8_models / "samples").glob("sample*.jpg"))
+
+    def classify(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "expressiond.cli", "classify", "--models", str(int8_models)]
+        cmd += ["--precision", "INT8", *extra, str(photo)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+    bundled = classify()
+    assert bundled.returncode == 0, bundled.stderr
+    warnings = [line for line in bundled.stderr.splitlines() if "has no INT8 IR" in line]
+    assert len(warnings) == 1, bundled.stderr
+    assert warnings[0].startswith("WARNING ") and "omz/face-detection-retail-0005" in warnings[0]
+    assert "running its FP16 IR instead" in warnings[0]
+    builtin = classify("--detector", BUILTIN_DETECTOR)
+    assert builtin.returncode == 0 and "has no INT8 IR" not in builtin.stderr, builtin.stderr

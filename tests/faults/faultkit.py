@@ -45,11 +45,12 @@ def daemon_toml(
     stats_interval: float = 2,
     level: str = "INFO",
     camera_extra: str = "",
+    device_id: str = DEVICE_ID,
 ) -> str:
     """A config for the fault runs: CPU FP32, two requests, one camera "door", reconnects
     capped at 1 s (the lowest the schema allows) so the tests see recoveries quickly."""
     cache = f'cache_dir = "{cache_dir}"\n' if cache_dir else ""
-    text = f"""device_id = "{DEVICE_ID}"
+    text = f"""device_id = "{device_id}"
 models_dir = "{models_dir}"
 
 [inference]

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+import expressiond.config as config_pkg
 from expressiond import paths
 from expressiond.config import (
     CameraConfig,
     ClassifierConfig,
     Config,
     DetectorConfig,
+    HttpConfig,
     InferenceConfig,
     LoggingConfig,
     MqttConfig,
@@ -213,9 +215,10 @@ def test_shipped_config_documents_every_key():
         | (_fields(MqttConfig) - {"tls"})
         | _fields(TlsConfig)
         | _fields(LoggingConfig)
+        | _fields(HttpConfig)
     )
     assert expected - written == set()
-    assert "#[mqtt.tls]" in text
+    assert "#[mqtt.tls]" in text and "#[http]" in text
     # each key, set or commented out, sits under a comment block that states its default
     lines = text.splitlines()
     for number, line in enumerate(lines):
@@ -457,3 +460,25 @@ def test_realtime_false_for_files_folders_and_samples():
     for source in ("/srv/clips/hall.mp4", "/srv/frames", "samples"):
         cfg = parse_config(f'[[cameras]]\nname = "a"\nsource = "{source}"\nrealtime = false\n')
         assert cfg.cameras[0].realtime is False
+
+
+def test_http_is_off_by_default_and_loopback_when_on():
+    assert parse_config(MINIMAL).http is None
+    cfg = parse_config("[http]\n" + MINIMAL)
+    assert cfg.http == HttpConfig() and cfg.http.address == ("127.0.0.1", 9108)
+    for listen, address in (("[::1]:9200", ("::1", 9200)), ("localhost:80", ("localhost", 80))):
+        assert parse_config(f'[http]\nlisten = "{listen}"\n' + MINIMAL).http.address == address
+
+
+def test_http_remote_listen_needs_allow_remote():
+    text = '[http]\nlisten = "0.0.0.0:9108"\nallow_remote = true\n' + MINIMAL
+    cfg = parse_config(text)
+    assert cfg.http.address == ("0.0.0.0", 9108) and cfg.http.allow_remote
+    with pytest.raises(ConfigError, match=r"^c\.toml:2: http\.listen: 0\.0\.0\.0 is not a loopback"):
+        parse_config('[http]\nlisten = "0.0.0.0:9108"\n' + MINIMAL, "c.toml")
+
+
+def test_http_is_fixed_until_a_restart():
+    old = parse_config("[http]\n" + MINIMAL)
+    new = parse_config('[http]\nlisten = "127.0.0.1:9200"\n' + MINIMAL)
+    assert config_pkg.restart_changes(old, new) == ["http"]

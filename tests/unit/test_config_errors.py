@@ -155,6 +155,14 @@ CASES = [
     ("syntax-duplicate-key", '[[cameras]]\nname = "a"\nname = "b" #<\n', SYNTAX, "overwrite"),
     ("syntax-unterminated", '[[cameras]]\nname = "a #<\n', SYNTAX, "fix that line"),
     ("syntax-bare-string", "[inference]\ndevice = GPU #<\n", SYNTAX, "column 10"),
+    ("http-all-interfaces", CAM + '[http]\nlisten = "0.0.0.0:9108" #<\n',
+     "http.listen", "0.0.0.0 is not a loopback address"),
+    ("http-lan-address", CAM + '[http]\nallow_remote = false\nlisten = "192.168.1.5:9108" #<\n',
+     "http.listen", "set allow_remote = true"),
+    ("http-no-port", CAM + '[http]\nlisten = "127.0.0.1" #<\n', "http.listen", "HOST:PORT"),
+    ("http-v6-brackets", CAM + '[http]\nlisten = "::1:9108" #<\n', "http.listen", "[::1]:9108"),
+    ("http-host-name", CAM + '[http]\nlisten = "metrics.lan:9108" #<\n', "http.listen", "IP address"),
+    ("http-remote-bool", CAM + '[http]\nallow_remote = "yes" #<\n', "http.allow_remote", "true or false"),
 ]
 # fmt: on
 

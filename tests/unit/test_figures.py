@@ -85,3 +85,12 @@ def test_speed_summary_states_load_and_face_api_workload():
     # the ratio comes with its workload: photo sizes, faces, backend and precisions
     assert re.search(r"Workload: 6 photos \(1920x\d+.* px\) with \d+ faces \(\d-\d per photo\)", text)
     assert "tfjs wasm" in text and "FP16" in text and "INT8" in text
+
+
+def test_fleet_block_is_what_its_results_file_renders():
+    assert (
+        figures.block_text((REPO / "README.md").read_text(), "fleet") == figures.fleet_block().rstrip() + "\n"
+    ), "README.md: block fleet differs from benchmarks/fleet_sizing.json: run `make figures`"
+    r = json.loads((REPO / "benchmarks" / "fleet_sizing.json").read_text())
+    rate, capacity = r["events_per_camera"]["events_per_s"], r["broker_events_per_s"]
+    assert r["cameras_at_half_capacity"] == int(capacity * 0.5 / rate)  # the arithmetic shown

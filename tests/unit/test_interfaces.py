@@ -95,7 +95,7 @@ def test_a_key_under_the_other_model_table_names_its_table():
 
 def test_the_reload_policy_comes_from_the_declarations():
     restart = {f.name for f, key in keys(Config) if key.reload == RESTART}
-    assert restart == {"device_id", "mqtt", "logging"}
+    assert restart == {"device_id", "mqtt", "http", "logging"}
     old = parse_config('device_id = "a"\n[mqtt]\nhost = "h1"\n' + CAM.format("0"))
     new = parse_config(
         'device_id = "b"\n[mqtt]\nhost = "h2"\n[tracking]\nema_alpha = 0.5\n' + CAM.format("1")
@@ -335,7 +335,9 @@ def test_stats_records_keep_the_payload_keys_and_order():
     )
     d = cam.to_dict()
     assert list(d)[-4:] == ["last_frame_age_s", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
-    assert list(d).index("fps") == 14 and d["fps"] == 8.5  # the inference rate, where fps was
+    # the capture's rate and the inference rate both, at the capture's fps place (one used to
+    # overwrite the other); "fps" stays the inference rate that consumers read
+    assert list(d)[14:16] == ["capture_fps", "fps"] and (d["capture_fps"], d["fps"]) == (10.0, 8.5)
     svc = ServiceStats(
         device_id="box", version="x", uptime_s=1.0, events_emitted=3, events_dropped=1, runtime=None
     )

@@ -20,6 +20,7 @@ from expressiond.config.loader import (
     load_checked,
     load_config,
     parse_config,
+    precision_notes,
 )
 from expressiond.config.model import (
     SAMPLES_SOURCE,
@@ -27,6 +28,7 @@ from expressiond.config.model import (
     ClassifierConfig,
     Config,
     DetectorConfig,
+    HttpConfig,
     InferenceConfig,
     LoggingConfig,
     ModelConfig,
@@ -43,6 +45,7 @@ __all__ = [
     "ClassifierConfig",
     "Config",
     "DetectorConfig",
+    "HttpConfig",
     "InferenceConfig",
     "LoggingConfig",
     "ModelConfig",
@@ -58,5 +61,6 @@ __all__ = [
     "load_checked",
     "load_config",
     "parse_config",
+    "precision_notes",
     "restart_changes",
 ]

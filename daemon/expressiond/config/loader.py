@@ -27,7 +27,7 @@ from expressiond import paths
 from expressiond.config.lines import KeyPath, format_path, key_lines
 from expressiond.config.model import SAMPLES_SOURCE, Config, ModelConfig
 from expressiond.config.schema import build_config
-from expressiond.errors import ConfigError, ModelError
+from expressiond.errors import ConfigError, ExpressiondError, ModelError, combine
 from expressiond.sources.registry import is_live
 
 if sys.version_info >= (3, 11):
@@ -73,7 +73,8 @@ def parse_config(text: str, source: str = "<string>", *, require_cameras: bool =
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_syntax_message(exc, text, source)) from None
+        message, line = _syntax_message(exc, text, source)
+        raise _problem(ConfigError, message, source, line, None, message.split(": ", 1)[1]) from None
     return build_config(data, source, key_lines(text), default_line=1, require_cameras=require_cameras)
 
 
@@ -97,12 +98,12 @@ def load_checked(path: str | os.PathLike[str], *, require_cameras: bool = True) 
 
 
 def check_files(cfg: Config) -> None:
-    """The on-disk half of load_checked, for a caller that has set up logging in between."""
-    check_model_files(cfg)
-    check_camera_sources(cfg)
+    """The on-disk half of load_checked, for a caller that has set up logging in between:
+    every missing model file and camera source at once."""
+    _raise_all(_model_file_problems(cfg) + _camera_source_problems(cfg))
 
 
-def _syntax_message(exc: Exception, text: str, source: str) -> str:
+def _syntax_message(exc: Exception, text: str, source: str) -> tuple[str, int | None]:
     detail = str(exc).splitlines()[0] if str(exc) else "invalid TOML"
     line = getattr(exc, "lineno", None)  # Python >= 3.14 has it; older ones only in the text
     column = getattr(exc, "colno", None)
@@ -118,16 +119,34 @@ def _syntax_message(exc: Exception, text: str, source: str) -> str:
     return (
         f"{where}: TOML syntax error{at_column}: {detail}; fix that line (strings need "
         '"quotes", tables are [name], each camera is a [[cameras]] table)'
-    )
+    ), line
 
 
-def _where(cfg: Config, path: KeyPath) -> str:
-    line = cfg.key_lines.get(format_path(path))
-    return f"{cfg.source}:{line}: {format_path(path)}" if line else f"{cfg.source}: {format_path(path)}"
+def _problem(
+    cls: type[ExpressiondError], message: str, source: str, line: int | None, key: str | None, text: str
+) -> ExpressiondError:
+    """An error whose ``details`` hold its one record (errors.problem_records)."""
+    error = cls(message)
+    error.details = ({"file": source, "line": line, "key": key, "message": text, "text": message},)  # type: ignore[attr-defined]
+    return error
+
+
+def _error(cls: type[ExpressiondError], cfg: Config, path: KeyPath, text: str) -> ExpressiondError:
+    """``<file>:<line>: <key.path>: <text>`` (the line when the key is written in the file)."""
+    key = format_path(path)
+    line = cfg.key_lines.get(key)
+    where = f"{cfg.source}:{line}: {key}" if line else f"{cfg.source}: {key}"
+    return _problem(cls, f"{where}: {text}", cfg.source, line, key, text)
+
+
+def _raise_all(errors: list[ExpressiondError]) -> None:
+    if errors:
+        raise combine(errors)
 
 
 def check_model_files(cfg: Config) -> None:
-    """Raise ModelError/ConfigError unless every configured model's IR files are on disk.
+    """Raise ModelError/ConfigError unless every configured model's IR files are on disk
+    (every missing model is reported, the first in the message, all on ``problems``).
 
     Builtin names resolve to <models_dir>/<name>/<precision>/model.{xml,bin,json} with
     models_dir from the config or paths.default_models_dir() and the precision of the model
@@ -135,46 +154,74 @@ def check_model_files(cfg: Config) -> None:
     and a .json (metadata) of the same stem beside it. Relative paths are relative to the
     working directory. Reads file metadata only; no model is loaded, no device touched.
     """
+    _raise_all(_model_file_problems(cfg))
+
+
+def _model_file_problems(cfg: Config) -> list[ExpressiondError]:
     models_dir = cfg.models_path()
+    if any(getattr(cfg, r).is_builtin for r in ("detector", "classifier")) and (
+        cfg.models_dir is not None and not models_dir.is_dir()
+    ):
+        return [
+            _error(
+                ConfigError,
+                cfg,
+                ("models_dir",),
+                f"directory {models_dir} does not exist; fix the path or build the models there: "
+                f"expressiond models build --dir {models_dir}",
+            )
+        ]
+    errors = []
     for role in ("detector", "classifier"):
         model: ModelConfig = getattr(cfg, role)
-        where = _where(cfg, (role, "model"))
+        key = (role, "model")
         if model.is_builtin:
-            if cfg.models_dir is not None and not models_dir.is_dir():
-                raise ConfigError(
-                    f"{_where(cfg, ('models_dir',))}: directory {models_dir} does not exist; "
-                    f"fix the path or build the models there: expressiond models build "
-                    f"--dir {models_dir}"
-                )
             precision = cfg.model_precision(model)
             folder = paths.builtin_model_dir(models_dir, model.model, precision)
             missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             if missing:
-                raise ModelError(
-                    f"{where}: {model.model} {precision} is not built: {', '.join(missing)} "
-                    f"missing in {folder}; run: expressiond models build --dir {models_dir} "
-                    "(or set models_dir / $EXPRESSIOND_MODELS to where the models are)"
+                errors.append(
+                    _error(
+                        ModelError,
+                        cfg,
+                        key,
+                        f"{model.model} {precision} is not built: {', '.join(missing)} missing in "
+                        f"{folder}; run: expressiond models build --dir {models_dir} (or set "
+                        "models_dir / $EXPRESSIOND_MODELS to where the models are)",
+                    )
                 )
             continue
         xml = Path(model.model)
         if not xml.is_file():
-            raise ConfigError(f"{where}: model file {xml} not found; fix the path")
+            errors.append(_error(ConfigError, cfg, key, f"model file {xml} not found; fix the path"))
+            continue
         missing = [str(p) for p in (xml.with_suffix(".bin"), xml.with_suffix(".json"))]
         missing = [p for p in missing if not Path(p).is_file()]
         if missing:
-            raise ModelError(
-                f"{where}: {xml.name} needs {' and '.join(missing)} beside it (weights and "
-                "metadata of the same name); copy them there or convert the model again "
-                "with expressiond convert"
+            errors.append(
+                _error(
+                    ModelError,
+                    cfg,
+                    key,
+                    f"{xml.name} needs {' and '.join(missing)} beside it (weights and metadata of "
+                    "the same name); copy them there or convert the model again with expressiond convert",
+                )
             )
+    return errors
 
 
 def check_camera_sources(cfg: Config) -> None:
-    """Raise ConfigError if a camera's video file, image folder or "samples" is missing.
+    """Raise ConfigError if a camera's video file, image folder or "samples" is missing (every
+    such camera is reported, the first in the message, all on ``problems``).
 
     Devices (/dev/video*, indices) and URLs are not checked: they may appear later and the
     capture reconnects; checking them would touch hardware or the network.
     """
+    _raise_all(_camera_source_problems(cfg))
+
+
+def _camera_source_problems(cfg: Config) -> list[ExpressiondError]:
+    errors = []
     for index, camera in enumerate(cfg.cameras):
         if is_live(camera.source):
             continue
@@ -185,7 +232,31 @@ def check_camera_sources(cfg: Config) -> None:
                 if camera.source == SAMPLES_SOURCE
                 else "video file or image folder"
             )
-            raise ConfigError(
-                f"{_where(cfg, ('cameras', index, 'source'))}: {what} {target} does not "
-                "exist; fix the path (relative paths start at the working directory)"
+            errors.append(
+                _error(
+                    ConfigError,
+                    cfg,
+                    ("cameras", index, "source"),
+                    f"{what} {target} does not exist; fix the path (relative paths start at the "
+                    "working directory)",
+                )
             )
+    return errors
+
+
+def precision_notes(cfg: Config) -> list[str]:
+    """What runs in another precision than the config asks: a bundled model has no INT8 IR, so
+    INT8 runs its FP16 IR (inference/metadata.resolve_model warns about it at compile too)."""
+    notes = []
+    for role in ("detector", "classifier"):
+        model: ModelConfig = getattr(cfg, role)
+        if not model.is_builtin:
+            continue
+        asked = cfg.model_precision(model)
+        runs = paths.builtin_model_dir(cfg.models_path(), model.model, asked).name
+        if runs != asked and runs in paths.PRECISIONS:
+            notes.append(
+                f"{role} {model.model} has no {asked} IR and runs its {runs} IR; set precision = "
+                f'"{runs}" in [{role}] to say so, or use a model that has {asked} IR'
+            )
+    return notes

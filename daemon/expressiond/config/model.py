@@ -11,6 +11,7 @@ Thread: none of its own; instances are immutable and shared between threads.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
@@ -218,6 +219,45 @@ class MqttConfig:
         return Path(self.spool_path) if self.spool_path else paths.default_state_dir() / "spool.db"
 
 
+LISTEN_RULE = 'HOST:PORT with an IP address or "localhost", e.g. "127.0.0.1:9108" or "[::1]:9108"'
+
+
+def split_listen(value: str) -> tuple[str, int] | None:
+    """ "127.0.0.1:9108" -> ("127.0.0.1", 9108), "[::1]:9108" -> ("::1", 9108); None if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            return None
+    elif ":" in host:
+        return None  # an IPv6 address needs its [brackets]
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    """The metrics and health endpoints (/metrics, /healthz, /readyz). They have no
+    authentication: a non-loopback ``listen`` needs ``allow_remote = true`` (schema.py)."""
+
+    listen: str = text("127.0.0.1:9108", LISTEN_RULE, ok=split_listen, reload=RESTART)
+    allow_remote: bool = boolean(False, reload=RESTART)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return split_listen(self.listen)  # type: ignore[return-value]  # checked when read
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     level: str = choice("INFO", LOG_LEVELS)
@@ -226,8 +266,9 @@ class LoggingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    """The whole file. device_id, [mqtt] and [logging] shape the MQTT connection and the log
-    set up at start: a reload keeps their old values (RESTART) instead of half-applying them."""
+    """The whole file. device_id, [mqtt], [http] and [logging] shape the MQTT connection, the
+    endpoint's socket and the log set up at start: a reload keeps their old values (RESTART)
+    instead of half-applying them."""
 
     source: str = "<string>"
     device_id: str = custom(
@@ -244,6 +285,7 @@ class Config:
     cameras: tuple[CameraConfig, ...] = custom((), reader="cameras")
     tracking: TrackingConfig = table(TrackingConfig)
     mqtt: MqttConfig | None = table(MqttConfig, optional=True, reload=RESTART)
+    http: HttpConfig | None = table(HttpConfig, optional=True, reload=RESTART)
     logging: LoggingConfig = table(LoggingConfig, reload=RESTART)
     # key path ("cameras[1].fps") -> line in `source`; for messages only, not part of equality
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)

@@ -24,10 +24,13 @@ from expressiond.config.model import (
     ClassifierConfig,
     Config,
     DetectorConfig,
+    HttpConfig,
     ModelConfig,
     MqttConfig,
     TlsConfig,
     TrackingConfig,
+    is_loopback,
+    split_listen,
 )
 from expressiond.config.values import MISSING, Checker, Section, show
 from expressiond.sources.registry import is_live, spec_problem
@@ -267,6 +270,17 @@ def _tls_rules(sec: Section, values: dict[str, Any]) -> None:
         sec.bad("key_file", "set cert_file too (the client certificate for this key)")
 
 
+def _http_rules(sec: Section, values: dict[str, Any]) -> None:
+    address = split_listen(values.get("listen", _default(HttpConfig, "listen")))
+    if address and not is_loopback(address[0]) and not values.get("allow_remote"):
+        sec.bad(
+            "listen",
+            f"{address[0]} is not a loopback address and the endpoints have no authentication: "
+            "set allow_remote = true to serve /metrics and /readyz to the network (behind a "
+            'firewall), or listen on "127.0.0.1:9108"',
+        )
+
+
 def _default(cls: type, name: str) -> Any:
     return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
@@ -278,4 +292,5 @@ TABLE_RULES: dict[type, tuple[Rule, ...]] = {
     TrackingConfig: (_tracking_rules,),
     MqttConfig: (_mqtt_rules,),
     TlsConfig: (_tls_rules,),
+    HttpConfig: (_http_rules,),
 }

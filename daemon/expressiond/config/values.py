@@ -39,6 +39,16 @@ class Problem:
         out = f"{where}: {self.path}: {self.text}" if self.path else f"{where}: {self.text}"
         return out.replace("\r", "\\r").replace("\n", "\\n")
 
+    def record(self, source: str) -> dict[str, Any]:
+        """The JSON form (``check-config --json``): where, which key, what is wrong."""
+        return {
+            "file": source,
+            "line": self.line,
+            "key": self.path or None,
+            "message": self.text,
+            "text": self.message(source),
+        }
+
 
 class Checker:
     """Collects problems, one per key path, and raises them as one ConfigError."""
@@ -76,6 +86,7 @@ class Checker:
             message += f" ({more} more problem{'s' if more > 1 else ''} after this one)"
         error = ConfigError(message)
         error.problems = tuple(p.message(self.source) for p in ordered)  # type: ignore[attr-defined]
+        error.details = tuple(p.record(self.source) for p in ordered)  # type: ignore[attr-defined]
         raise error
 
 

@@ -105,6 +105,18 @@ def _stop_stuck(service: Service) -> None:
     os._exit(EXIT_RUNTIME)
 
 
+def start_monitor(cfg):
+    """The [http] endpoint, bound and serving (None without [http]): before the models compile,
+    so /healthz answers and /readyz says "starting" meanwhile."""
+    if cfg.http is None:
+        return None
+    from expressiond.monitoring import MonitorServer
+
+    line = cfg.key_lines.get("http.listen") or cfg.key_lines.get("http")
+    where = f"{cfg.source}:{line}: http.listen" if line else f"{cfg.source}: http.listen"
+    return MonitorServer(cfg.http, where=where).start()
+
+
 def run_daemon(
     config_path: str,
     *,
@@ -113,12 +125,14 @@ def run_daemon(
     max_seconds: float | None = None,
     ha_remove: bool = False,
     stats_json: str | None = None,
+    verbose: bool = False,
 ) -> int:
+    """``verbose`` (``-v``): DEBUG logging whatever [logging] level says."""
     cfg = load_config(config_path)
     root = logging.getLogger()
     for handler in list(root.handlers):  # the CLI's bootstrap handler; setup_logging replaces it
         root.removeHandler(handler)
-    setup_logging(cfg.logging.level, cfg.logging.journal)
+    setup_logging("DEBUG" if verbose else cfg.logging.level, cfg.logging.journal)
     check_files(cfg)
     quiet_opencv()
     name_os_threads()
@@ -128,9 +142,17 @@ def run_daemon(
 
         return remove_discovery(cfg.mqtt, cfg.device_id, [c.name for c in cfg.cameras])
     plan = faults.from_environ()  # test-only (tests/faults); empty in production
+    monitor = start_monitor(cfg)
     options = SinkOptions(stdout=stdout, mqtt=mqtt, labels=classifier_labels(cfg), version=__version__)
     record = trace.from_environ()  # test-only (tests/faults); None in production
-    service = Service(cfg, build_sinks(cfg, options), notifier, faults=plan, trace=record)
+    service = Service(
+        cfg,
+        build_sinks(cfg, options),
+        notifier,
+        faults=plan,
+        trace=record,
+        observer=monitor.update if monitor else None,
+    )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: service.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: service.stop_event.set())
@@ -144,6 +166,8 @@ def run_daemon(
         guard.name, guard.daemon = "stop-guard", True
         guard.start()
         service.stop()
+        if monitor is not None:
+            monitor.close()
         if stats_json:
             write_stats(service, stats_json)
         service.release()

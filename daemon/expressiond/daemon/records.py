@@ -7,9 +7,12 @@ Thread: immutable records, made in the main thread from counters read under thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from expressiond.counters import HistogramSnapshot
+from expressiond.sinks.base import SinkHealth
 from expressiond.sources.capture import CaptureStats
 
 
@@ -19,13 +22,20 @@ class CameraStats:
 
     capture: CaptureStats
     fps: float  # inference results per second over the last 30 s
-    latency_p50_ms: float | None
+    latency_p50_ms: float | None  # capture to result, over the same 30 s
     latency_p95_ms: float | None
     latency_p99_ms: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.capture.to_dict()
-        out["fps"] = self.fps
+        """The capture's keys with its rate as ``capture_fps`` (frames handed to inference per
+        second), then ``fps``: the inference rate (results per second), as it always was."""
+        out: dict[str, Any] = {}
+        for key, value in self.capture.to_dict().items():
+            if key == "fps":
+                out["capture_fps"] = value
+                out["fps"] = self.fps
+            else:
+                out[key] = value
         out.update(
             latency_p50_ms=self.latency_p50_ms,
             latency_p95_ms=self.latency_p95_ms,
@@ -46,6 +56,10 @@ class InferenceStats:
     errors: int
     in_flight: int
     execution_devices: tuple[str, ...]
+    # per role ("detector", "classifier"): request start to result, since the start; the
+    # metrics endpoint's histograms (not in the stats payload)
+    latency: Mapping[str, HistogramSnapshot] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)  # role -> configured model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +100,8 @@ class ServiceStats:
     events_emitted: int
     events_dropped: int
     runtime: RuntimeStats | None
+    # (camera, type) -> events handed to the sinks; the metrics endpoint's (not in the payload)
+    events_by: Mapping[tuple[str, ...], int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -105,6 +121,9 @@ class CameraHealth:
     connected: bool
     finished: bool
     last_frame_age_s: float | None
+    # how long the source has been down: since its last frame, or since the runtime started
+    # when it never gave one; None while connected or after a file ended
+    down_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,3 +158,18 @@ class Health:
             f"no inference result for {self.last_result_age_s:.1f} s, "
             f"{self.in_flight} frame(s) in flight; cameras: {'; '.join(cams)}"
         )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the metrics and health endpoint serves, taken by the service's main thread about
+    once a second: the endpoint's thread reads only this, never a runtime or a sink."""
+
+    at_mono: float
+    phase: str  # "starting" (compiling models), "running", "stopping"
+    device_id: str
+    version: str
+    stats: ServiceStats | None  # None while starting
+    health: Health | None
+    sinks: tuple[SinkHealth, ...]
+    camera_budget_s: Mapping[str, float]  # camera -> how long it may be down and still ready

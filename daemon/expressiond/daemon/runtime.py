@@ -70,7 +70,7 @@ class Runtime:
         self._latency = {cam.name: LatencyWindow() for cam in cfg.cameras}
         self._counts = Counters("submitted", "submit_errors")
         self._lock = threading.Lock()  # the fields below: written by feeder/coordinator
-        self._last_result_mono = time.monotonic()
+        self._last_result_mono = self._started_mono = time.monotonic()
         self._failed_in_row = 0
         self._failure: str | None = None  # set when inference cannot go on; the service exits 1
         self._sources_drained = False
@@ -101,6 +101,7 @@ class Runtime:
         return self._classifier.meta.labels
 
     def start(self) -> None:
+        self._started_mono = time.monotonic()
         for cap in self._captures:
             cap.start()
         self._feeder.start()
@@ -135,7 +136,10 @@ class Runtime:
         cameras = []
         for cap in self._captures:
             s = cap.stats()
-            cameras.append(CameraHealth(cap.name, s.connected, s.finished, s.last_frame_age_s))
+            down = None
+            if not (s.connected or s.finished):
+                down = s.last_frame_age_s if s.last_frame_age_s is not None else now - self._started_mono
+            cameras.append(CameraHealth(cap.name, s.connected, s.finished, s.last_frame_age_s, down))
         return Health(
             last_result_age_s=now - last,
             in_flight=in_flight,
@@ -163,6 +167,8 @@ class Runtime:
             errors=pipe.errors + counts["submit_errors"],
             in_flight=pipe.in_flight,
             execution_devices=tuple(self.execution_devices()),
+            latency={role: h.snapshot() for role, h in pipe.latency.items()},
+            models={"detector": self.cfg.detector.model, "classifier": self.cfg.classifier.model},
         )
         return RuntimeStats(cameras=tuple(cameras), inference=inference, tracker=self.tracker.stats())
 

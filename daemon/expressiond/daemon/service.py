@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable
 
 from expressiond import __version__
 from expressiond.config import Config, keep_restart_values, load_checked, restart_changes
-from expressiond.counters import Counters
+from expressiond.counters import Counters, Tally
 from expressiond.daemon.faults import FaultPlan
-from expressiond.daemon.records import ServiceStats
+from expressiond.daemon.records import Observation, ServiceStats
 from expressiond.daemon.runtime import Runtime
 from expressiond.daemon.snapshots import SnapshotJob, encode
 from expressiond.daemon.trace import EventTrace
@@ -47,6 +47,9 @@ from expressiond.tracking import TrackIds, idle_state, restart_end
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 10000
+OBSERVE_EVERY_S = 1.0  # how often the observer (the [http] endpoint) gets a new Observation
+
+Observer = Callable[[Observation], None]
 
 
 class Service:
@@ -59,9 +62,12 @@ class Service:
         *,
         faults: FaultPlan | None = None,
         trace: EventTrace | None = None,
+        observer: Observer | None = None,
     ):
         """``faults``: the test-only fault plan each Runtime gets (daemon/faults.py);
-        ``trace``: the test-only record of produced events (daemon/trace.py)."""
+        ``trace``: the test-only record of produced events (daemon/trace.py).
+        ``observer``: called from the main thread with an Observation about once a second
+        (the [http] endpoint's ``update``); it must return at once."""
         self.cfg = cfg
         self.sinks = list(sinks)
         self._stores = [s for s in self.sinks if s.stores_events]
@@ -74,6 +80,8 @@ class Service:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.events = Counters("emitted", "dropped", "restart_ended", "snapshots", "snapshot_errors")
+        self.event_counts = Tally()  # (camera, type) -> emitted
+        self._observer = observer
         self._events: queue.Queue = queue.Queue(EVENT_QUEUE_SIZE)
         self._event_thread = threading.Thread(target=self._emit_loop, name="events", daemon=True)
         self.runtime: Runtime | None = None
@@ -83,11 +91,13 @@ class Service:
     def start(self) -> None:
         """Compile, warm up, start the cameras; READY=1 only after all of that worked."""
         self._event_thread.start()
+        self.observe("starting")
         self._recover()
         t0 = time.monotonic()
         self.runtime = Runtime(self.cfg, self._deliver, faults=self._faults, track_ids=self.track_ids)
         prepared_s = time.monotonic() - t0
         self.runtime.start()
+        self.observe("running")
         self.notifier.ready(self.status_line())
         log.info(
             "expressiond %s ready: device_id=%s cameras=%s; models compiled and warmed up in %.2f s",
@@ -105,6 +115,7 @@ class Service:
         wd = self.notifier.watchdog_interval()
         ping_every = wd / 2 if wd else None
         next_stats = time.monotonic() + stats_interval
+        next_observe = time.monotonic() + OBSERVE_EVERY_S
         last_ping = 0.0
         stalled_since: float | None = None
         while not self.stop_event.wait(0.1 if ping_every is None else min(0.1, ping_every)):
@@ -137,6 +148,9 @@ class Service:
             if now >= next_stats:
                 next_stats = now + stats_interval
                 self.publish_stats()
+            if self._observer is not None and now >= next_observe:
+                next_observe = now + OBSERVE_EVERY_S
+                self.observe("running", health)
             if stop_at_end and health.ended:
                 log.info("all camera sources ended")
                 break
@@ -146,9 +160,10 @@ class Service:
 
     def reload(self) -> bool:
         """SIGHUP: a bad new config keeps the old one running and says why. Keys declared
-        ``reload=RESTART`` (config/model.py: device_id, [mqtt], [logging]: the MQTT connection
-        and log setup made at start) keep their values until a restart, said in the log, rather
-        than half-apply (events with a new device_id on old topics); the rest applies now."""
+        ``reload=RESTART`` (config/model.py: device_id, [mqtt], [http], [logging]: the MQTT
+        connection, the endpoint's socket and the log setup made at start) keep their values
+        until a restart, said in the log, rather than half-apply (events with a new device_id
+        on old topics); the rest applies now."""
         self.notifier.reloading("reloading configuration")
         try:
             new = self._load(self.cfg.source)
@@ -188,6 +203,7 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.notifier.stopping("stopping: draining inference and flushing events")
+        self.observe("stopping")
         if self.runtime is not None:
             self.runtime.stop(timeout)
         self._events.put(None)
@@ -283,6 +299,7 @@ class Service:
                 for ev in payload:
                     self._to_sinks("emit", ev)
                     self.events.add("emitted")
+                    self.event_counts.add((ev.camera, ev.type))
             elif kind == "state":
                 self._to_sinks("publish_state", *payload)
             elif kind == "snapshot":
@@ -316,7 +333,32 @@ class Service:
             events_emitted=counts["emitted"],
             events_dropped=counts["dropped"],
             runtime=self.runtime.stats() if self.runtime is not None else None,
+            events_by=self.event_counts.snapshot(),
         )
+
+    def observe(self, phase: str, health=None) -> None:
+        """Hand the observer what the endpoint serves (no-op without one). Never raises: the
+        endpoint going wrong must not take the daemon with it."""
+        if self._observer is None:
+            return
+        try:
+            rt = self.runtime
+            running = rt is not None and phase != "starting"
+            sinks = tuple(h for h in (sink.health() for sink in self.sinks) if h is not None)
+            self._observer(
+                Observation(
+                    at_mono=time.monotonic(),
+                    phase=phase,
+                    device_id=self.cfg.device_id,
+                    version=__version__,
+                    stats=self.stats() if running else None,
+                    health=(health or rt.health()) if running else None,
+                    sinks=sinks,
+                    camera_budget_s={c.name: c.reconnect_max_s for c in self.cfg.cameras},
+                )
+            )
+        except Exception:  # noqa: BLE001
+            log.exception("updating the metrics endpoint failed")
 
     def publish_stats(self) -> None:
         stats = self.stats()

@@ -19,6 +19,7 @@ from expressiond.inference.engine import CompiledNet, compile_net
 from expressiond.inference.metadata import load_meta, resolve_model
 from expressiond.inference.ovcompat import property_value
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams
+from expressiond.paths import PRECISIONS
 
 
 def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
@@ -30,6 +31,8 @@ def compile_models(cfg: Config) -> tuple[CompiledNet, CompiledNet]:
         device = cfg.model_device(model)
         precision = effective_precision(device, cfg.model_precision(model))  # MYRIAD: FP16
         files = resolve_model(model.model, models_dir, precision)
+        if model.is_builtin and files.xml.parent.name in PRECISIONS:
+            precision = files.xml.parent.name  # INT8 asked of a model without INT8 IR: FP16
         options = (
             {"flip": model.flip, "crop": model.crop, "margin": model.margin, "fit_crops": True}
             if role == "classifier"

@@ -103,7 +103,15 @@ def resolve_model(spec: str, models_dir: Path, precision: str) -> ModelFiles:
         files = ModelFiles(base / "model.xml", base / "model.bin", base / "model.json")
         hint = "run `expressiond models build` (or `make models`)"
         if base.name != precision:
-            log.info("%s has no %s IR; using its %s IR", spec, precision, base.name)
+            log.warning(
+                '%s has no %s IR: running its %s IR instead (set precision = "%s" for this model '
+                "to say so, or use a model built in %s)",
+                spec,
+                precision,
+                base.name,
+                base.name,
+                precision,
+            )
     else:
         xml = Path(spec)
         files = ModelFiles(xml, xml.with_suffix(".bin"), xml.with_suffix(".json"))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from expressiond.counters import Counters
+from expressiond.counters import Counters, Histogram
 from expressiond.events import Face, Frame, FrameResult
 from expressiond.inference.engine import CompiledNet
 from expressiond.inference.ovcompat import AsyncInferQueue
@@ -84,6 +84,9 @@ class AsyncPipeline:
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
         self.counts = Counters("errors", "frames_done", "faces_done")
+        # each request's inference time as OpenVINO measures it (InferRequest.latency), per role
+        self.latency = {"detector": Histogram(), "classifier": Histogram()}
+        self._det_latency, self._cls_latency = self.latency["detector"], self.latency["classifier"]
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._coordinate, name="inference-coordinator", daemon=True)
         self._thread.start()
@@ -91,9 +94,11 @@ class AsyncPipeline:
     # --- callbacks: OpenVINO threads, GIL held: copy and hand over, nothing else ----------------
     def _det_done(self, request, frame_id) -> None:
         self._done.put(("det", frame_id, self._det_adapter.fetch(request)))
+        self._det_latency.observe(request.latency / 1000.0)
 
     def _cls_done(self, request, key) -> None:
         self._done.put(("cls", key, self._cls_adapter.fetch(request)))
+        self._cls_latency.observe(request.latency / 1000.0)
 
     # --- producer side --------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:

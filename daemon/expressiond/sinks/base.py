@@ -12,9 +12,9 @@ what the previous run left (open tracks to end, the next free track id).
 
 Thread: store from the runtime's "inference-coordinator" (or the main thread at start and
 stop); emit, publish_state, publish_snapshot and set_cameras from the service's "events"
-thread (or the main thread on reload); recover, publish_stats and status from the main
-thread, close once from the main thread at shutdown: a sink that keeps state across them
-guards it with a lock.
+thread (or the main thread on reload); recover, publish_stats, status and health from the
+main thread, close once from the main thread at shutdown: a sink that keeps state across
+them guards it with a lock.
 """
 
 from __future__ import annotations
@@ -48,6 +48,22 @@ class SinkOptions:
     mqtt: bool = True
     labels: tuple[str, ...] = ()
     version: str = __version__
+
+
+@dataclass(frozen=True)
+class SinkHealth:
+    """A sink's link as the metrics and readiness endpoint sees it (``EventSink.health``).
+
+    ``connected``: the link to its far end is up. ``spooling``: events made while it is down
+    are kept (durably, or in memory for a ``:memory:`` spool) to be sent later; a sink that is
+    neither connected nor spooling is losing events, and the daemon is not ready."""
+
+    name: str
+    connected: bool
+    spooling: bool
+    spool_depth: int = 0
+    sent: int = 0
+    dropped: int = 0  # will never be delivered (spool overflow, refused by the far end)
 
 
 class EventSink:
@@ -87,6 +103,11 @@ class EventSink:
 
     def status(self) -> str | None:
         """A few words for systemd's STATUS= line ("broker connected"), or None."""
+        return None
+
+    def health(self) -> SinkHealth | None:
+        """The link's state for /metrics and /readyz, or None for a sink without one (stdout,
+        the journal). Called from the main thread about once a second while [http] is on."""
         return None
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """The MQTT publisher as a sink of a run: built when the config has an [mqtt] table and the
-command line did not say ``--no-mqtt``; its status is the broker link. Adds what only a
-daemon run needs: what the spool kept from the previous run (``recover``) and the cameras'
+command line did not say ``--no-mqtt``; its status and health are the broker link and the
+spool (spooling: the spool stores new events, see Spool.storing). Adds what only a daemon
+run needs: what the spool kept from the previous run (``recover``) and the cameras'
 snapshots (retained, in memory only: never in the spool).
 
 Thread: as publisher.py.
@@ -8,7 +9,7 @@ Thread: as publisher.py.
 
 from __future__ import annotations
 
-from expressiond.sinks.base import Leftover, SinkOptions
+from expressiond.sinks.base import Leftover, SinkHealth, SinkOptions
 from expressiond.sinks.mqtt.publisher import Publisher
 from expressiond.sinks.mqtt.tracks import leftover
 
@@ -34,3 +35,13 @@ class MqttSink(Publisher):
 
     def status(self) -> str | None:
         return "broker " + ("connected" if self.connected else "disconnected")
+
+    def health(self) -> SinkHealth:
+        return SinkHealth(
+            name="mqtt",
+            connected=self.connected,
+            spooling=self._spool.storing,
+            spool_depth=self.spool_depth,
+            sent=self._out.sent,
+            dropped=self.dropped,
+        )

@@ -97,6 +97,12 @@ class Spool:
         """Events not yet acknowledged (disk and memory)."""
         return self._disk_depth - len(self._undeleted) + len(self._mem)
 
+    @property
+    def storing(self) -> bool:
+        """Appends go where they should: to disk (durable spool), or to memory by choice
+        (":memory:"). False while the disk refuses writes and events wait in memory only."""
+        return not self.durable or (self._db is not None and not self._disk_failing)
+
     def append(self, topic: str, payload: bytes) -> int:
         """Store one message; returns its id. Never raises for disk trouble (see module doc)."""
         return self.append_many([(topic, payload)])[0]

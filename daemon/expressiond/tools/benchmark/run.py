@@ -329,9 +329,12 @@ def command(args) -> int:
             rounds=args.rounds,
             streams=parse_streams(args.streams),
         )
-    if args.json:
-        write_json(result, Path(args.json))
+    if args.out:
+        write_json(result, Path(args.out))
     if args.plot:
         plot(result, Path(args.plot))
-    print_table(result)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_table(result)
     return 0
