@@ -110,7 +110,7 @@ $(STAMPS)/venv310: pyproject.toml
 	  $(VENV310)/bin/python -m pip install -q --upgrade pip; \
 	  $(VENV310)/bin/python -m pip install -q "openvino==2022.3.2" "numpy<2" \
 	    "opencv-python-headless<4.11" "paho-mqtt>=2" "av>=14" "prometheus-client>=0.17" "tomli>=1.1" \
-	    pytest hypothesis; \
+	    pytest hypothesis "jinja2>=3.1"; \
 	  $(VENV310)/bin/python -m pip install -q --no-deps -e .; \
 	  touch $@; \
 	else $(call missing_input,the OpenVINO 2022.3 test run (no Python 3.10 at $(PY310); set PY310=/path/to/python3.10)); fi

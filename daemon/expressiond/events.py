@@ -20,6 +20,12 @@ import numpy as np
 
 EVENT_SCHEMA = 1
 EVENT_TYPES = ("start", "change", "end")
+# Why a track ended (``reason`` of an ``end`` event; None for start and change):
+# "gone": the face was not seen for [tracking] max_missed_frames frames;
+# "stop": the daemon stopped, reloaded or the camera's input ended, and closed it;
+# "restart": the previous run ended without closing it (SIGKILL, crash, power cut, watchdog),
+# so it was closed when the daemon started again.
+END_REASONS = ("gone", "stop", "restart")
 
 Box = tuple[float, float, float, float]  # x, y, width, height
 
@@ -72,6 +78,8 @@ class FrameResult:
     height: int
     faces: tuple[Face, ...]
     done_mono: float = 0.0  # time.monotonic() when the last face was classified
+    # the frame's pixels (a reference, not a copy), for snapshots; None when not kept
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def utc_iso(ts: float) -> str:
@@ -92,8 +100,8 @@ class ExpressionEvent:
 
     device_id: str
     camera: str
-    frame: int
-    track: int
+    frame: int  # the camera's frame number in this run (from 0 at each start/reload): not an id
+    track: int  # unique per device across reloads and restarts (tracking.TrackIds)
     type: str  # start | change | end
     expression: str
     confidence: float
@@ -102,10 +110,13 @@ class ExpressionEvent:
     box: Box  # normalised to 0..1 of the frame: x, y, width, height
     timestamp: float  # wall clock, seconds since the epoch
     id: str = field(default_factory=new_event_id)
+    reason: str | None = None  # end events: one of END_REASONS
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"event type must be one of {EVENT_TYPES}, not {self.type!r}")
+        if (self.reason is None) != (self.type != "end") or (self.reason and self.reason not in END_REASONS):
+            raise ValueError(f"an end event has a reason of {END_REASONS}, others none; got {self.reason!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +133,7 @@ class ExpressionEvent:
             "scores": {k: round(float(v), 4) for k, v in self.scores.items()},
             "previous": self.previous,
             "box": [round(float(v), 4) for v in self.box],
+            "reason": self.reason,
         }
 
     def to_json(self) -> str:
@@ -146,4 +158,5 @@ class ExpressionEvent:
             box=tuple(float(v) for v in d["box"]),  # type: ignore[arg-type]
             timestamp=ts,
             id=d["id"],
+            reason=d.get("reason", "stop" if d["type"] == "end" else None),
         )

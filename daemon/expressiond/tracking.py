@@ -10,18 +10,23 @@ of the EMA for several frames, so counting raw agreement is what guarantees that
 frame never makes an event, whatever ema_alpha is. A track's events always read
 ``start (change)* end``: one start, one end (when it is lost or at flush), never a second start.
 
+Track ids come from a ``TrackIds`` shared by every tracker of the process (a reload builds a
+new tracker, the ids go on) and seeded from the state the previous run left (the spool
+database knows the highest id it announced), so an id is never reused on a device.
+
 Thread: ``update``/``current_state`` from "inference-coordinator", ``flush`` and ``stats``
-from the main thread; all state is under the tracker's lock.
+from the main thread; all state is under the tracker's lock; TrackIds has its own lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from expressiond.events import Box, ExpressionEvent, FrameResult, utc_iso
+from expressiond.events import Box, ExpressionEvent, FrameResult, new_event_id, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +69,47 @@ class Track:
     last_frame: int = 0
 
 
+class TrackIds:
+    """Increasing track ids, shared by the trackers of one process; ``first``: the first id
+    to hand out (one more than the highest a previous run announced)."""
+
+    def __init__(self, first: int = 1):
+        self._next = max(1, int(first))
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            tid, self._next = self._next, self._next + 1
+            return tid
+
+    @property
+    def next(self) -> int:
+        with self._lock:
+            return self._next
+
+
+def idle_state(device_id: str, camera: str, wall: float, frame: int = 0) -> dict[str, Any]:
+    """The state payload of a camera without announced faces (also published at start)."""
+    return {
+        "device_id": device_id,
+        "camera": camera,
+        "frame": frame,
+        "ts": utc_iso(wall) if wall else None,
+        "count": 0,
+        "tracks": [],
+    }
+
+
+def restart_end(last: ExpressionEvent, now: float) -> ExpressionEvent:
+    """The end of a track a previous run left open (its last start/change ``last``), made
+    when the daemon starts again: reason "restart", timestamped now, the last known fields."""
+    return dataclasses.replace(
+        last, type="end", previous=None, reason="restart", timestamp=now, id=new_event_id()
+    )
+
+
 @dataclass
 class _Camera:
-    next_id: int = 1
     tracks: list[Track] = field(default_factory=list)
     frame: int = -1
     wall: float = 0.0
@@ -80,8 +123,9 @@ class ExpressionTracker:
     fed by one pipeline thread and read (current_state/stats) by others.
     """
 
-    def __init__(self, config: Any, device_id: str):
+    def __init__(self, config: Any, device_id: str, ids: TrackIds | None = None):
         self.device_id = device_id
+        self.ids = ids or TrackIds()
         self.iou_threshold = float(config.iou_threshold)
         self.max_missed = int(config.max_missed_frames)
         self.alpha = float(config.ema_alpha)
@@ -126,7 +170,7 @@ class ExpressionTracker:
                     if track.missed > self.max_missed:
                         cam.tracks.remove(track)
                         if track.current is not None:
-                            events.append(self._event(result.camera, cam, track, "end", None))
+                            events.append(self._event(result.camera, cam, track, "end", None, "gone"))
                     continue
                 face = result.faces[face_index]
                 track.box, track.missed, track.last_frame = face.box, 0, result.index
@@ -135,8 +179,7 @@ class ExpressionTracker:
             for i, face in enumerate(result.faces):
                 if i in matched_faces:
                     continue
-                track = Track(cam.next_id, face.box, result.width, result.height, last_frame=result.index)
-                cam.next_id += 1
+                track = Track(self.ids.take(), face.box, result.width, result.height, last_frame=result.index)
                 self.counters["tracks_created"] += 1
                 cam.tracks.append(track)
                 events.extend(self._observe(result.camera, cam, track, face.scores))
@@ -145,7 +188,8 @@ class ExpressionTracker:
     def flush(self, camera: str | None = None) -> list[ExpressionEvent]:
         """End every track (of one camera or all): shutdown or end of stream.
 
-        Track ids keep increasing afterwards; the end events carry the last frame seen.
+        Track ids keep increasing afterwards; the end events (reason "stop") carry the last
+        frame seen.
         """
         with self._lock:
             events = []
@@ -156,7 +200,7 @@ class ExpressionTracker:
                     continue
                 for track in sorted(cam.tracks, key=lambda t: t.id):
                     if track.current is not None:
-                        events.append(self._event(name, cam, track, "end", None))
+                        events.append(self._event(name, cam, track, "end", None, "stop"))
                 cam.tracks.clear()
             return events
 
@@ -178,14 +222,9 @@ class ExpressionTracker:
                 for t in sorted(cam.tracks, key=lambda t: t.id)
                 if t.current is not None
             ]
-            return {
-                "device_id": self.device_id,
-                "camera": camera,
-                "frame": max(cam.frame, 0),
-                "ts": utc_iso(cam.wall) if cam.wall else None,
-                "count": len(tracks),
-                "tracks": tracks,
-            }
+            state = idle_state(self.device_id, camera, cam.wall, max(cam.frame, 0))
+            state.update(count=len(tracks), tracks=tracks)
+            return state
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -249,7 +288,13 @@ class ExpressionTracker:
         return []
 
     def _event(
-        self, camera: str, cam: _Camera, track: Track, kind: str, previous: str | None
+        self,
+        camera: str,
+        cam: _Camera,
+        track: Track,
+        kind: str,
+        previous: str | None,
+        reason: str | None = None,
     ) -> ExpressionEvent:
         assert track.current is not None
         self.counters[kind] += 1
@@ -265,6 +310,7 @@ class ExpressionTracker:
             previous=previous,
             box=normalise_box(track.box, track.width, track.height),
             timestamp=cam.wall,
+            reason=reason,
         )
         log.debug("camera %s: track %d %s %s (%.2f)", camera, track.id, kind, track.current, event.confidence)
         return event

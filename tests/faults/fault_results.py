@@ -33,6 +33,8 @@ ORDER = [
     "disk-full",
     "sigterm-during-outage",
     "sigkill-during-outage",
+    "sigkill-open-tracks",
+    "power-cut",
     "sighup-broken-config",
     "inference-raises-once",
     "inference-raises-always",

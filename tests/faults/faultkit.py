@@ -1,10 +1,13 @@
 """The real daemon as a subprocess, and the bookkeeping of the fault suite.
 
-``Daemon`` runs ``python -m expressiond.cli run --config FILE --stdout``: its stdout (one JSON
-event per line, written and flushed before the event is handed to the MQTT spool) is the
-producer-side record, its stderr the log. Every restart is a new "run" with its own files;
-``produced()`` is all runs' events in production order. ``tally`` compares that record with
-what a subscriber received: lost, duplicates, and whether first deliveries kept the order.
+``Daemon`` runs ``python -m expressiond.cli run --config FILE --stdout`` with
+``EXPRESSIOND_TRACE`` set (daemon/trace.py): the trace, written on the tracker's thread as
+each tracker step hands its events on (after their spool commit, before stdout, journald or
+MQTT see them), is the producer-side record; stdout (one JSON event per line, written later by
+the "events" thread) and stderr (the log) are kept too. Every restart is a new "run" with its
+own files; ``produced()`` is all runs' traced events in production order. ``tally`` compares
+that record with what a subscriber received: lost, duplicates, and whether first deliveries
+kept the order.
 """
 
 from __future__ import annotations
@@ -108,8 +111,10 @@ class Daemon:
         self.stdout = stdout
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs: list[tuple[Path, Path]] = []  # (stdout file, stderr file) per start
+        self.traces: list[Path] = []  # EXPRESSIOND_TRACE file per start
         self.exit_codes: list[int] = []
         self.started_at = 0.0
+        self.killed_at = 0.0  # time.monotonic() of the last kill_after_next_event
 
     # -- process ---------------------------------------------------------------------------
     def start(self, extra_args: Iterable[str] = ()) -> Daemon:
@@ -117,6 +122,7 @@ class Daemon:
         n = len(self.runs)
         out, err = self.workdir / f"run{n}.out", self.workdir / f"run{n}.err"
         self.runs.append((out, err))
+        self.traces.append(self.workdir / f"run{n}.trace")
         cmd = [sys.executable, "-m", "expressiond.cli", "run", "--config", str(self.config)]
         if self.stdout:
             cmd.append("--stdout")
@@ -125,7 +131,8 @@ class Daemon:
                 [*cmd, *extra_args],
                 stdout=fo,
                 stderr=fe,
-                env=self.env,
+                env={**self.env, "EXPRESSIOND_TRACE": str(self.traces[-1])},
+                start_new_session=True,  # its own process group: kill_group() is a power cut
                 cwd=self.workdir,
                 umask=-1 if self.umask is None else self.umask,
             )
@@ -169,6 +176,30 @@ class Daemon:
         self.send(signal.SIGKILL)
         return self.wait_exit(15)
 
+    def kill_group(self) -> int:
+        """SIGKILL to the daemon's whole process group at once (every thread, any child):
+        the nearest a test gets to pulling the plug (the page cache survives, see README)."""
+        if not self.alive:
+            return self.proc.returncode if self.proc else 0
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.wait_exit(15)
+
+    def kill_after_next_event(self, group: bool = False, timeout: float = 30.0) -> int:
+        """Wait (polling every 2 ms) for the trace to grow, then SIGKILL at once (the process
+        group when ``group``): the kill lands while the events just made are fresh, most
+        likely still on their way to the broker. Returns how many events had been traced."""
+        n = len(self.produced())
+        deadline = time.monotonic() + timeout
+        while len(self.produced()) <= n and time.monotonic() < deadline and self.alive:
+            time.sleep(0.002)
+        assert len(self.produced()) > n, f"no event within {timeout:.0f} s:\n{self.log()[-2000:]}"
+        self.killed_at = time.monotonic()
+        if group:
+            self.kill_group()
+        else:
+            self.kill()
+        return len(self.produced())
+
     def cleanup(self) -> None:
         if self.alive:
             self.proc.kill()
@@ -194,18 +225,14 @@ class Daemon:
             time.sleep(0.1)
 
     def produced(self) -> list[dict]:
-        """Every event the daemon printed, in production order, across runs. A line cut short
-        by SIGKILL is ignored (it was not completely written, so it was not produced)."""
-        events = []
-        for out, _err in self.runs:
-            if not out.exists():
-                continue
-            for line in out.read_text(errors="replace").splitlines():
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-        return events
+        """Every event the tracker produced (the trace: id, type, camera, track, expression,
+        reason), in production order, across runs."""
+        return _json_lines(self.traces)
+
+    def printed(self) -> list[dict]:
+        """Every event the daemon printed on stdout, across runs. A line cut short by SIGKILL
+        is ignored."""
+        return _json_lines(out for out, _err in self.runs)
 
     def wait_produced(self, n: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -232,6 +259,19 @@ class Daemon:
             "fds": len(os.listdir(f"/proc/{self.pid}/fd")),
             "cpu_s": (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK"),
         }
+
+
+def _json_lines(paths: Iterable[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
 
 
 # -- MQTT side ------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def test_events_arrive_in_order_with_the_documented_schema(
         "scores",
         "previous",
         "box",
+        "reason",
     }
     assert first["ts"].endswith("Z") and set(first["scores"]) == set(LABELS)
     assert not any(m.retain for m in msgs)
@@ -144,9 +145,14 @@ def test_home_assistant_discovery_sent_resent_and_removed(
         "expressiond/dev1/door/event",
         "expressiond/dev1/hall/event",
     ]
-    assert all(c["event_types"] == LABELS for c in events)
+    assert all(c["event_types"] == [*LABELS, "end"] for c in events)
     sensors = [c for c in disc["components"].values() if c["platform"] == "sensor"]
-    assert len(sensors) == 4 and all(c["unique_id"] for c in sensors)
+    assert len(sensors) == 6 and all(c["unique_id"] for c in sensors)  # expression, faces, fps
+    presence = [c for c in disc["components"].values() if c["platform"] == "binary_sensor"]
+    assert sorted(c["state_topic"] for c in presence) == [
+        "expressiond/dev1/door/state",
+        "expressiond/dev1/hall/state",
+    ]
 
     publish_raw(broker, "homeassistant/status", b"online")
     assert col.wait_for(lambda ms: len(ms) == 2, 10), "discovery not re-sent on HA online"
@@ -211,10 +217,10 @@ def test_camera_change_resends_discovery_and_deletes_cameras_gone(
     assert comps["dev1_door_fps"] == {"platform": "sensor"}
     for cam in ("hall", "yard"):
         assert comps[f"dev1_{cam}_expression_event"]["state_topic"] == f"expressiond/dev1/{cam}/event"
-        assert comps[f"dev1_{cam}_expression_event"]["event_types"] == LABELS
+        assert comps[f"dev1_{cam}_expression_event"]["event_types"] == [*LABELS, "end"]
         assert comps[f"dev1_{cam}_fps"]["unique_id"] == f"expressiond_dev1_{cam}_fps"
     assert comps["dev1_door_connectivity"] == {"platform": "binary_sensor"}
-    assert len(comps) == 12
+    assert len(comps) == 21  # 7 components per camera (door's reduced to "platform")
 
     pub.set_cameras(["door"])
     assert col.wait_for(lambda ms: len(ms) == 3, 10)

@@ -77,6 +77,27 @@ def test_password_file_authenticates_and_password_is_never_logged(
     assert col.wait_for(lambda ms: len(ms) == 1, 15)
     pub.close()
     assert_no_secret_logged(caplog, SECRET)
+    plain = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "plain text" in r.getMessage()
+    ]
+    assert plain == [
+        f"MQTT: the password of user 'dev1' goes to {auth_broker.host}:{auth_broker.port} in plain text "
+        "(no [mqtt.tls]): anyone who can see that traffic can read it; add [mqtt.tls] (the broker's "
+        "TLS port, usually 8883)"
+    ]
+
+
+def test_a_password_over_tls_gets_no_plain_text_warning(
+    broker_factory, certs, mqtt_cfg, publisher_factory, tmp_path, caplog
+):
+    caplog.set_level(logging.WARNING, logger="expressiond")
+    broker = broker_factory(certs=certs, users={"dev1": SECRET})
+    pw = secret_file(tmp_path, SECRET, 0o600)
+    pub = publisher_factory(mqtt_cfg(broker, username="dev1", password_file=str(pw), tls=tls_cfg(certs.ca)))
+    assert wait_until(lambda: pub.connected, 15)
+    assert not [r for r in caplog.records if "plain text" in r.getMessage()]
 
 
 def test_wrong_password_is_told_once_retried_and_never_connected(

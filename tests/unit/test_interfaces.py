@@ -221,6 +221,8 @@ def test_the_sink_base_declares_the_whole_contract_as_no_ops():
     assert sink.emit(_event()) is None and sink.publish_state("door", {}) is None
     assert sink.publish_stats({}) is None and sink.set_cameras(["door"]) is None
     assert sink.status() is None and sink.close() is None
+    assert sink.stores_events is False and sink.store([_event()]) is None and sink.recover() is None
+    assert sink.publish_snapshot("door", b"") is None
 
 
 def test_build_sinks_follows_the_config_and_the_options():

@@ -20,6 +20,8 @@ from expressiond.sinks.mqtt.discovery import (
     is_ha_online,
     remove_discovery,
 )
+from expressiond.sinks.mqtt.spool import Spool
+from expressiond.sinks.mqtt.spool_db import TrackChange
 from expressiond.sinks.mqtt.topics import Topics
 
 SECRET = "top-Secret-pw-123"
@@ -156,18 +158,23 @@ def test_topics():
 def test_discovery_payload_shape():
     t = Topics("expressiond", "nuc-hall", "homeassistant")
     labels = ["neutral", "happy"]
-    d = discovery_payload(t, ["door", "yard"], labels, "1.2.3")
+    d = discovery_payload(t, ["door", "yard"], labels, "1.2.3", snapshots=["yard"])
     assert d["device"]["identifiers"] == ["expressiond_nuc-hall"]
     assert d["device"]["sw_version"] == "1.2.3" and d["origin"]["sw_version"] == "1.2.3"
     assert d["availability"] == [
         {"topic": t.status, "payload_available": "online", "payload_not_available": "offline"}
     ]
     comps = d["components"]
-    assert len(comps) == 8
-    uids = [c["unique_id"] for c in comps.values()]
-    assert len(set(uids)) == 8
+    # per camera: event, expression, faces, presence, fps, connectivity, snapshot (door's only "platform":
+    # its snapshot is off, so Home Assistant deletes an image entity left from when it was on)
+    assert len(comps) == 14
+    live = {k: c for k, c in comps.items() if len(c) > 1}
+    assert len(live) == 13 and comps["nuc-hall_door_snapshot"] == {"platform": "image"}
+    uids = [c["unique_id"] for c in live.values()]
+    assert len(set(uids)) == 13
+    assert all(c["qos"] == 1 for c in live.values()), "HA subscribes with each component's qos"
     ev = comps["nuc-hall_door_expression_event"]
-    assert ev["platform"] == "event" and ev["event_types"] == labels
+    assert ev["platform"] == "event" and ev["event_types"] == [*labels, "end"]
     assert ev["state_topic"] == t.event("door") and "event_type" in ev["value_template"]
     assert comps["nuc-hall_yard_fps"]["state_topic"] == t.stats
     assert "'yard'" in comps["nuc-hall_yard_fps"]["value_template"]
@@ -183,6 +190,12 @@ def test_discovery_payload_shape():
         "and 'yard' in value_json.cameras else none }}"
     )
     assert link["entity_category"] == "diagnostic"
+    assert comps["nuc-hall_yard_presence"]["platform"] == "binary_sensor"
+    assert comps["nuc-hall_yard_presence"]["state_topic"] == t.state("yard")
+    assert comps["nuc-hall_yard_faces"]["state_topic"] == t.state("yard")
+    image = comps["nuc-hall_yard_snapshot"]
+    assert image["platform"] == "image" and image["image_topic"] == "expressiond/nuc-hall/yard/snapshot"
+    assert image["content_type"] == "image/jpeg"
 
 
 def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
@@ -192,11 +205,12 @@ def test_discovery_payload_removes_cameras_gone_by_platform_only_entries():
     full = discovery_payload(t, ["door", "yard"], ["happy"], "1.2.3")["components"]
     d = discovery_payload(t, ["hall", "yard"], ["happy"], "1.2.3", removed=["door"])
     comps = d["components"]
-    assert len(comps) == 12
+    assert len(comps) == 21
     assert comps["nuc-hall_door_expression_event"] == {"platform": "event"}
     assert comps["nuc-hall_door_connectivity"] == {"platform": "binary_sensor"}
     assert comps["nuc-hall_door_expression"] == {"platform": "sensor"}
     assert comps["nuc-hall_door_fps"] == {"platform": "sensor"}
+    assert comps["nuc-hall_door_presence"] == {"platform": "binary_sensor"}
     for key in ("nuc-hall_yard_expression_event", "nuc-hall_yard_expression", "nuc-hall_yard_fps"):
         assert comps[key] == full[key]
     assert comps["nuc-hall_hall_expression_event"]["state_topic"] == t.event("hall")
@@ -223,3 +237,25 @@ def test_service_facing_names():
     assert MqttPublisher is Publisher
     with pytest.raises(ConfigError, match="needs an \\[mqtt\\] section"):
         remove_discovery(None, "dev1", ["door"])
+
+
+def test_spool_keeps_open_tracks_and_the_highest_id_with_the_event_rows(tmp_path):
+    """Rows and open-track changes commit together; a new Spool on the file (the next start)
+    reads the tracks without an end and the highest track id ever stored."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path, 100)
+    ids = spool.append_many(
+        [("t/event", b"s1"), ("t/event", b"s2")],
+        [TrackChange("door", 5, b"s1"), TrackChange("hall", 9, b"s2")],
+    )
+    spool.append_many([("t/event", b"e1")], [TrackChange("door", 5, None)])
+    spool.remove(ids)  # acknowledged rows go; the track record stays
+    spool.close()
+    again = Spool(path, 100)
+    assert again.open_tracks() == [TrackChange("hall", 9, b"s2")]
+    assert again.max_track == 9 and again.depth == 1
+    again.append_many([("t/event", b"e2")], [TrackChange("hall", 9, None)])
+    assert again.open_tracks() == [] and again.max_track == 9
+    memory = Spool(":memory:", 10)
+    memory.append_many([("t", b"x")], [TrackChange("door", 3, b"x")])
+    assert memory.open_tracks() == [] and memory.max_track == 3

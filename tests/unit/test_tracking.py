@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from expressiond.events import Face, FrameResult
-from expressiond.tracking import ExpressionTracker, iou, normalise_box
+from expressiond.tracking import ExpressionTracker, TrackIds, iou, normalise_box
 
 LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 WALL0 = 1_700_000_000.0
@@ -173,7 +174,7 @@ def test_face_lost_ends_after_max_missed_and_ids_never_reused():
     tr.flush()
     events = run(tr, [frame(i, face(BOX, "sad")) for i in range(45, 50)])
     events += run(tr, [frame(i, face(BOX, "sad"), camera="hall") for i in range(3)])
-    assert [(e.camera, e.track) for e in events] == [("door", 3), ("hall", 1)]
+    assert [(e.camera, e.track) for e in events] == [("door", 3), ("hall", 4)]  # one counter per device
 
 
 def test_track_without_expression_ends_silently():
@@ -301,3 +302,28 @@ def test_missed_frames_are_counted_in_source_frames_not_delivered_ones():
     assert [(e.type, e.frame) for e in events] == [("end", 15)]
     run(tr, [frame(16, face(BOX, "happy"))])
     assert tr.stats()["tracks_created"] == 2  # the face coming back is a new track
+
+
+def test_track_ids_go_on_across_trackers_and_from_a_seed():
+    """A reload makes a new tracker on the service's TrackIds; a restart seeds it from the
+    highest id the spool stored: ids are never handed out twice on one device."""
+    ids = TrackIds(41)
+    first = ExpressionTracker(Cfg(), "d", ids)
+    a = run(first, [frame(i, face(BOX, "happy")) for i in range(5)])
+    a += first.flush()
+    second = ExpressionTracker(Cfg(), "d", ids)  # the reload
+    b = run(second, [frame(i, face(BOX, "happy")) for i in range(5)])
+    assert [(e.type, e.track, e.reason) for e in a] == [("start", 41, None), ("end", 41, "stop")]
+    assert [(e.type, e.track) for e in b] == [("start", 42)]
+    assert TrackIds(0).take() == 1 and ids.next == 43
+
+
+def test_end_reasons_say_gone_or_stop():
+    tr = ExpressionTracker(Cfg(max_missed_frames=2), "d")
+    events = run(tr, [frame(i, face(BOX, "happy")) for i in range(4)] + [frame(i) for i in range(4, 8)])
+    assert [(e.type, e.reason) for e in events] == [("start", None), ("end", "gone")]
+    assert json.loads(events[1].to_json())["reason"] == "gone"
+    with pytest.raises(ValueError, match="reason"):
+        replace(events[0], reason="gone")
+    with pytest.raises(ValueError, match="reason"):
+        replace(events[1], reason=None)

@@ -12,7 +12,6 @@ Thread: none of its own; instances are immutable and shared between threads.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import re
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from expressiond import paths
+from expressiond.config.http import HttpConfig
 from expressiond.config.keys import (
     RESTART,
     boolean,
@@ -42,6 +42,7 @@ CROP_POLICIES = ("auto", "model", "box", "square")  # [classifier] crop; see Cla
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 JOURNAL_MODES = ("auto", "yes", "no")
+SNAPSHOT_MODES = ("off", "face", "frame")  # [[cameras]] snapshot; see CameraConfig
 MAX_REQUESTS = 64
 DEVICE_ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 CAMERA_NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -223,6 +224,13 @@ class CameraConfig:
     # Live sources: a read that gives nothing for this many frame intervals (1/fps) while
     # connected is a stalled camera: reported and reconnected
     stall_intervals: int = integer(50, "an integer from 3 to 100000", lambda v: 3 <= v <= 100000)
+    # Pictures over MQTT (retained <prefix>/<device_id>/<name>/snapshot, never spooled) on a
+    # start/change: "off" (no pixels leave the box), "face" (the face crop), "frame" (the frame
+    # with the faces boxed); at most one per snapshot_interval s, longest side snapshot_max_side.
+    snapshot: str = choice("off", SNAPSHOT_MODES)
+    snapshot_interval: float = number(5.0, "a number from 0.5 to 3600 (seconds)", lambda v: 0.5 <= v <= 3600)
+    snapshot_max_side: int = integer(480, "an integer from 64 to 1920 (pixels)", lambda v: 64 <= v <= 1920)
+    snapshot_quality: int = integer(80, "an integer from 30 to 95 (JPEG quality)", lambda v: 30 <= v <= 95)
 
     @property
     def source_kind(self) -> str:
@@ -277,7 +285,9 @@ class MqttConfig:
     username: str | None = text(None)
     password_file: str | None = path()  # or a systemd credential; never the password itself
     keepalive: int = integer(30, "an integer from 5 to 3600 (seconds)", lambda v: 5 <= v <= 3600)
-    qos: int = integer(1, "0, 1 or 2", lambda v: v in (0, 1, 2))
+    # 0 is refused: an event would leave the spool when written to the socket, not when the
+    # broker has it, so any disconnect could lose it (README, "MQTT")
+    qos: int = integer(1, "1 or 2 (QoS 0 would let events be lost on a disconnect)", lambda v: v in (1, 2))
     spool_path: str | None = path()  # None = <state dir>/spool.db
     spool_max_events: int = integer(100000, "an integer from 1 to 10000000", lambda v: 1 <= v <= 10**7)
     stats_interval: float = number(30.0, "a number >= 1 and <= 86400 (seconds)", lambda v: 1 <= v <= 86400)
@@ -288,45 +298,6 @@ class MqttConfig:
 
     def resolved_spool_path(self) -> Path:
         return Path(self.spool_path) if self.spool_path else paths.default_state_dir() / "spool.db"
-
-
-LISTEN_RULE = 'HOST:PORT with an IP address or "localhost", e.g. "127.0.0.1:9108" or "[::1]:9108"'
-
-
-def split_listen(value: str) -> tuple[str, int] | None:
-    """ "127.0.0.1:9108" -> ("127.0.0.1", 9108), "[::1]:9108" -> ("::1", 9108); None if malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if ":" not in host:
-            return None
-    elif ":" in host:
-        return None  # an IPv6 address needs its [brackets]
-    if host != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return None
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    return host == "localhost" or ipaddress.ip_address(host).is_loopback
-
-
-@dataclass(frozen=True, kw_only=True)
-class HttpConfig:
-    """The metrics and health endpoints (/metrics, /healthz, /readyz). They have no
-    authentication: a non-loopback ``listen`` needs ``allow_remote = true`` (schema.py)."""
-
-    listen: str = text("127.0.0.1:9108", LISTEN_RULE, ok=split_listen, reload=RESTART)
-    allow_remote: bool = boolean(False, reload=RESTART)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return split_listen(self.listen)  # type: ignore[return-value]  # checked when read
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from expressiond.config.http import HttpConfig, is_loopback, split_listen
 from expressiond.config.keys import Key, keys
 from expressiond.config.lines import KeyPath, format_path
 from expressiond.config.model import (
@@ -27,13 +28,10 @@ from expressiond.config.model import (
     Config,
     DetectorConfig,
     EnsembleMember,
-    HttpConfig,
     ModelConfig,
     MqttConfig,
     TlsConfig,
     TrackingConfig,
-    is_loopback,
-    split_listen,
 )
 from expressiond.config.values import MISSING, Checker, Section, show
 from expressiond.sources.base import url_scheme

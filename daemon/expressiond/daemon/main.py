@@ -22,7 +22,7 @@ from pathlib import Path
 from expressiond import __version__
 from expressiond.config import MqttConfig, check_files, load_config
 from expressiond.config.keys import default_of
-from expressiond.daemon import faults
+from expressiond.daemon import faults, trace
 from expressiond.daemon.service import Service
 from expressiond.errors import EXIT_RUNTIME
 from expressiond.inference.factory import classifier_labels
@@ -85,15 +85,20 @@ def write_stats(service: Service, path: str) -> None:
 
 # A stop that takes longer than this is stuck (a driver call that never returns, a request that
 # never completes): the thread stacks go to stderr (the journal) and the process exits 1, before
-# systemd's TimeoutStopSec=20 would SIGKILL it without a word. Events are in the spool already.
+# systemd's TimeoutStopSec=20 would SIGKILL it without a word. Events are in the spool already:
+# the guard first waits (up to HOLD_S) for a spool commit in progress, then keeps any other
+# from starting, so it never exits between an event's making and its commit.
 STOP_GUARD_S = 15.0
+HOLD_S = 3.0
 
 
-def _stop_stuck() -> None:
+def _stop_stuck(service: Service) -> None:
+    held = service.hold_delivery(HOLD_S)
     log.error(
         "stopping has taken over %.0f s and is stuck; the thread stacks follow on stderr; "
-        "exiting with status 1 (spooled events are sent after the restart)",
+        "exiting with status 1 (spooled events are sent after the restart)%s",
         STOP_GUARD_S,
+        "" if held else f"; a spool commit did not finish within {HOLD_S:.0f} s",
     )
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
@@ -139,8 +144,14 @@ def run_daemon(
     plan = faults.from_environ()  # test-only (tests/faults); empty in production
     monitor = start_monitor(cfg)
     options = SinkOptions(stdout=stdout, mqtt=mqtt, labels=classifier_labels(cfg), version=__version__)
+    record = trace.from_environ()  # test-only (tests/faults); None in production
     service = Service(
-        cfg, build_sinks(cfg, options), notifier, faults=plan, observer=monitor.update if monitor else None
+        cfg,
+        build_sinks(cfg, options),
+        notifier,
+        faults=plan,
+        trace=record,
+        observer=monitor.update if monitor else None,
     )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: service.stop_event.set())
@@ -151,7 +162,7 @@ def run_daemon(
         stats_interval = cfg.mqtt.stats_interval if cfg.mqtt else default_of(MqttConfig, "stats_interval")
         return service.run(max_seconds=max_seconds, stats_interval=stats_interval)
     finally:
-        guard = threading.Timer(STOP_GUARD_S, _stop_stuck)
+        guard = threading.Timer(STOP_GUARD_S, _stop_stuck, args=(service,))
         guard.name, guard.daemon = "stop-guard", True
         guard.start()
         service.stop()

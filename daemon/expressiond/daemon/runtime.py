@@ -22,11 +22,12 @@ from expressiond.config.model import Config
 from expressiond.counters import Counters, LatencyWindow
 from expressiond.daemon.faults import FaultPlan
 from expressiond.daemon.records import CameraHealth, CameraStats, Health, InferenceStats, RuntimeStats
+from expressiond.daemon.snapshots import SnapshotJob, SnapshotPolicy
 from expressiond.events import ExpressionEvent, Frame, FrameResult
 from expressiond.inference import engine
 from expressiond.inference.factory import compile_models, make_pipeline, resolve_num_requests, warm_up
 from expressiond.sources.capture import CameraCapture
-from expressiond.tracking import ExpressionTracker
+from expressiond.tracking import ExpressionTracker, TrackIds
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,26 @@ log = logging.getLogger(__name__)
 # gone for good: the runtime gives up and the service exits 1, so that systemd restarts it.
 MAX_FAILED_SUBMITS = 25
 
-EventsCallback = Callable[[list[ExpressionEvent], str, dict], None]
+# (events, camera, its state after them, the snapshot to make or None); called on the thread
+# the tracker made the events on, which must make them durable before it returns
+EventsCallback = Callable[[list[ExpressionEvent], str, dict, "SnapshotJob | None"], None]
 
 
 class Runtime:
-    def __init__(self, cfg: Config, on_events: EventsCallback, *, faults: FaultPlan | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        on_events: EventsCallback,
+        *,
+        faults: FaultPlan | None = None,
+        track_ids: TrackIds | None = None,
+    ):
         """Compile and warm up the models and make the cameras (not started yet). ``faults``
-        is the test-only fault plan (daemon/faults.py); None or empty: no fault."""
+        is the test-only fault plan (daemon/faults.py); None or empty: no fault. ``track_ids``:
+        the process's track-id counter (the service's, so ids go on across reloads)."""
         self.cfg = cfg
-        self.tracker = ExpressionTracker(cfg.tracking, cfg.device_id)
+        self.tracker = ExpressionTracker(cfg.tracking, cfg.device_id, track_ids)
+        self.snapshots = SnapshotPolicy(cfg.cameras)
         self._on_events = on_events
         self._faults = faults or FaultPlan()
         self._detector, self._classifier = compile_models(cfg)
@@ -105,7 +117,7 @@ class Runtime:
         for cam in self.cfg.cameras:
             events = self.tracker.flush(cam.name)
             if events:
-                self._on_events(events, cam.name, self.tracker.current_state(cam.name))
+                self._on_events(events, cam.name, self.tracker.current_state(cam.name), None)
 
     def release(self) -> None:
         """Drop every OpenVINO object now, in this thread, the shared Core included: call it
@@ -233,7 +245,9 @@ class Runtime:
         self._latency[result.camera].add(result.done_mono - result.captured_mono, now)
         events = self.tracker.update(result)
         if events:
-            self._on_events(events, result.camera, self.tracker.current_state(result.camera))
+            state = self.tracker.current_state(result.camera)
+            snapshot = self.snapshots.pick(result.camera, events, result.image, state)
+            self._on_events(events, result.camera, state, snapshot)
 
 
 class _Resolved:

@@ -249,6 +249,7 @@ class AsyncPipeline:
             frame.height,
             faces,
             done_mono=time.monotonic(),
+            image=frame.image,
         )
         self._ready[frame.camera][pending.seq] = result
         released = self._release_ready(frame.camera)

@@ -5,7 +5,7 @@
 Thread: see base.py for which thread calls which method.
 """
 
-from expressiond.sinks.base import EventSink, SinkHealth, SinkOptions
+from expressiond.sinks.base import EventSink, Leftover, SinkHealth, SinkOptions
 from expressiond.sinks.registry import SINKS, build_sinks
 
-__all__ = ["SINKS", "EventSink", "SinkHealth", "SinkOptions", "build_sinks"]
+__all__ = ["SINKS", "EventSink", "Leftover", "SinkHealth", "SinkOptions", "build_sinks"]

@@ -5,9 +5,16 @@ Every method has a no-op default, so a sink overrides only what it does (a webho
 and ``emit``). ``build`` decides from the config and the run options whether the sink exists
 at all (``None``: not for this run).
 
-Thread: emit, publish_state and set_cameras are called from the service's "events" thread (or
-the main thread on reload), publish_stats, status and health from the main thread, close once
-from the main thread at shutdown: a sink that keeps state across them guards it with a lock.
+A sink that keeps events durably (the MQTT spool) sets ``stores_events``: the service then
+hands it each tracker step's events with ``store`` on the thread that made them, before any
+other sink sees them, and never calls its ``emit``; ``recover`` tells the service at start
+what the previous run left (open tracks to end, the next free track id).
+
+Thread: store from the runtime's "inference-coordinator" (or the main thread at start and
+stop); emit, publish_state, publish_snapshot and set_cameras from the service's "events"
+thread (or the main thread on reload); recover, publish_stats, status and health from the
+main thread, close once from the main thread at shutdown: a sink that keeps state across
+them guards it with a lock.
 """
 
 from __future__ import annotations
@@ -21,6 +28,15 @@ from expressiond import __version__
 if TYPE_CHECKING:
     from expressiond.config import Config
     from expressiond.events import ExpressionEvent
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What a previous run left in a sink's store: the last start/change event of each track
+    it never ended (SIGKILL, crash, power cut), and the first track id not yet used."""
+
+    open_tracks: tuple[ExpressionEvent, ...] = ()
+    next_track: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +69,8 @@ class SinkHealth:
 class EventSink:
     """The whole contract of a sink, each method a no-op until a sink overrides it."""
 
+    stores_events = False  # True: ``store`` (producing thread, durable) replaces ``emit``
+
     @classmethod
     def build(cls, cfg: Config, options: SinkOptions) -> EventSink | None:
         """The sink for this config and run, or None when it is not wanted."""
@@ -61,14 +79,27 @@ class EventSink:
     def emit(self, event: ExpressionEvent) -> None:
         """Take one event. Must not block the pipeline for long (bounded work)."""
 
+    def store(self, events: Sequence[ExpressionEvent]) -> None:
+        """Only when ``stores_events``: keep one tracker step's events durably, returning when
+        they are (one commit for all). Called on the producing thread: bounded, quick."""
+
+    def recover(self) -> Leftover | None:
+        """What the previous run left (called once, at start, before any event); None: this
+        sink keeps nothing across runs."""
+        return None
+
     def publish_state(self, camera: str, state: dict[str, Any]) -> None:
         """The current expressions of one camera changed (the retained state payload)."""
+
+    def publish_snapshot(self, camera: str, jpeg: bytes) -> None:
+        """A JPEG of the face (or the annotated frame) of a camera's latest start/change,
+        when the camera's ``snapshot`` asks for one. Never stored on disk."""
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """The periodic stats payload (every [mqtt] stats_interval seconds)."""
 
-    def set_cameras(self, cameras: Sequence[str]) -> None:
-        """A reload changed the camera list."""
+    def set_cameras(self, cameras: Sequence[str], snapshots: Sequence[str] = ()) -> None:
+        """A reload changed the camera list (or which cameras send snapshots)."""
 
     def status(self) -> str | None:
         """A few words for systemd's STATUS= line ("broker connected"), or None."""

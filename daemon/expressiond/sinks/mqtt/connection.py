@@ -44,6 +44,15 @@ def make_client(mqtt_cfg: Any, client_id: str, password: str | None, will_topic:
     if username:
         client.username_pw_set(username, password)
     tls = getattr(mqtt_cfg, "tls", None)
+    if username and password and tls is None:
+        log.warning(
+            "MQTT: the password of user %r goes to %s:%s in plain text (no [mqtt.tls]): anyone "
+            "who can see that traffic can read it; add [mqtt.tls] (the broker's TLS port, "
+            "usually 8883)",
+            username,
+            getattr(mqtt_cfg, "host", "?"),
+            getattr(mqtt_cfg, "port", "?"),
+        )
     if tls is not None:
         client.tls_set_context(tls_context(tls))
         if getattr(tls, "insecure", False):

@@ -1,14 +1,20 @@
 """Home Assistant MQTT discovery, device-based: one retained config message describes the
-device and all its entities (per camera: an ``event`` entity firing the expression, a sensor
-with the current expression, a diagnostic fps sensor, a diagnostic ``connectivity``
-binary_sensor: the camera connected or reconnecting). Availability follows the status topic.
-A reload that changes the cameras re-sends it; the components of cameras that are gone are
-sent with only ``platform``, which makes Home Assistant delete them.
+device and all its entities (per camera: an ``event`` entity, a sensor with the current
+expression, a face-count sensor, a presence binary_sensor, a diagnostic fps sensor, a
+diagnostic ``connectivity`` binary_sensor (the camera connected or reconnecting), and an
+``image`` entity when the camera's snapshot is on). Availability follows the status topic.
+Every component says ``qos: 1``: Home Assistant subscribes with each component's own qos
+(default 0) and ignores the device-level key. A reload that changes the cameras re-sends it;
+the components of cameras that are gone (and the image of a camera whose snapshot is off)
+are sent with only ``platform``, which makes Home Assistant delete them.
 
 Payload shapes this relies on (the service builds them):
+- event topic: the event payload; the entity's ``event_type`` is the expression for start
+  and change, and ``end`` for an end, so an automation on ``happy`` never runs when the happy
+  face leaves (the expression of an end is in its attributes);
 - state topic (``publish_state``, tracking.current_state): ``{"count": n, "tracks":
-  [{"track", "expression", "confidence", "box"}, ...]}``; the sensor shows the expression of
-  the most confident track, ``none`` without faces;
+  [{"track", "expression", "confidence", "box"}, ...]}``, published at start with count 0;
+  the sensor shows the expression of the most confident track, ``none`` without faces;
 - stats topic (``publish_stats``): ``{"cameras": {name: {"fps": float, "connected": bool,
   ...}}, ...}``.
 
@@ -45,17 +51,23 @@ ORIGIN = {
     "support_url": "https://github.com/expressiond/expressiond",
 }
 
+END_EVENT_TYPE = "end"  # the event entity's event_type for every end event
+
 # The event entity needs {"event_type": ...}; the other event fields become attributes.
 _EVENT_TEMPLATE = (
-    "{{ {'event_type': value_json.expression, 'type': value_json.type, "
+    "{{ {'event_type': ('" + END_EVENT_TYPE + "' if value_json.type == 'end' else value_json.expression), "
+    "'type': value_json.type, 'expression': value_json.expression, "
     "'confidence': value_json.confidence, 'track': value_json.track, "
-    "'previous': value_json.previous, 'id': value_json.id} | to_json }}"
+    "'previous': value_json.previous, 'reason': value_json.reason | default(none), "
+    "'id': value_json.id} | to_json }}"
 )
 _EXPRESSION_TEMPLATE = (
     "{% set t = value_json.tracks | default([]) | sort(attribute='confidence', reverse=true) "
     "| list %}{{ t[0].expression if t else 'none' }}"
 )
 _STATE_ATTRIBUTES = "{{ {'count': value_json.count, 'tracks': value_json.tracks} | to_json }}"
+_COUNT_TEMPLATE = "{{ value_json.count | default(0) | int }}"
+_PRESENCE_TEMPLATE = "{{ 'ON' if (value_json.count | default(0) | int) > 0 else 'OFF' }}"
 
 
 def _fps_template(camera: str) -> str:
@@ -74,15 +86,18 @@ def _connectivity_template(camera: str) -> str:
     )
 
 
-def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _camera_components(
+    topics: Topics, cam: str, labels: Sequence[str], snapshot: bool = False
+) -> dict[str, dict[str, Any]]:
     dev = topics.device_id
-    return {
+    state = topics.state(cam)
+    components: dict[str, dict[str, Any]] = {
         f"{dev}_{cam}_expression_event": {
             "platform": "event",
             "name": f"{cam} expression",
             "unique_id": f"expressiond_{dev}_{cam}_expression_event",
             "state_topic": topics.event(cam),
-            "event_types": list(labels),
+            "event_types": [*labels, END_EVENT_TYPE],
             "value_template": _EVENT_TEMPLATE,
             "icon": "mdi:emoticon-outline",
         },
@@ -90,11 +105,28 @@ def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[
             "platform": "sensor",
             "name": f"{cam} current expression",
             "unique_id": f"expressiond_{dev}_{cam}_expression",
-            "state_topic": topics.state(cam),
+            "state_topic": state,
             "value_template": _EXPRESSION_TEMPLATE,
-            "json_attributes_topic": topics.state(cam),
+            "json_attributes_topic": state,
             "json_attributes_template": _STATE_ATTRIBUTES,
             "icon": "mdi:emoticon-outline",
+        },
+        f"{dev}_{cam}_faces": {
+            "platform": "sensor",
+            "name": f"{cam} faces",
+            "unique_id": f"expressiond_{dev}_{cam}_faces",
+            "state_topic": state,
+            "value_template": _COUNT_TEMPLATE,
+            "state_class": "measurement",
+            "icon": "mdi:account-group",
+        },
+        f"{dev}_{cam}_presence": {
+            "platform": "binary_sensor",
+            "name": f"{cam} face present",
+            "unique_id": f"expressiond_{dev}_{cam}_presence",
+            "state_topic": state,
+            "value_template": _PRESENCE_TEMPLATE,
+            "device_class": "occupancy",
         },
         f"{dev}_{cam}_fps": {
             "platform": "sensor",
@@ -116,6 +148,19 @@ def _camera_components(topics: Topics, cam: str, labels: Sequence[str]) -> dict[
             "entity_category": "diagnostic",
         },
     }
+    image: dict[str, Any] = {"platform": "image"}
+    if snapshot:
+        image.update(
+            name=f"{cam} snapshot",
+            unique_id=f"expressiond_{dev}_{cam}_snapshot",
+            image_topic=topics.snapshot(cam),
+            content_type="image/jpeg",
+        )
+    components[f"{dev}_{cam}_snapshot"] = image
+    for comp in components.values():
+        if len(comp) > 1:
+            comp["qos"] = 1
+    return components
 
 
 def discovery_payload(
@@ -124,17 +169,20 @@ def discovery_payload(
     labels: Sequence[str],
     sw_version: str,
     removed: Sequence[str] = (),
+    *,
+    snapshots: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The device config. ``removed``: cameras dropped by a reload; their components are sent
     with only ``platform``, which is how device-based discovery deletes a component while the
-    device and the other components stay (an empty payload would delete the whole device)."""
+    device and the other components stay (an empty payload would delete the whole device).
+    ``snapshots``: the cameras with an image entity (their ``snapshot`` is not "off")."""
     dev = topics.device_id
     components: dict[str, dict[str, Any]] = {}
     for cam in removed:
         for cid, comp in _camera_components(topics, cam, labels).items():
             components[cid] = {"platform": comp["platform"]}
     for cam in cameras:
-        components.update(_camera_components(topics, cam, labels))
+        components.update(_camera_components(topics, cam, labels, cam in snapshots))
     return {
         "device": {
             "identifiers": [f"expressiond_{dev}"],
@@ -158,8 +206,10 @@ def discovery_json(
     labels: Sequence[str],
     sw_version: str,
     removed: Sequence[str] = (),
+    *,
+    snapshots: Sequence[str] = (),
 ) -> bytes:
-    payload = discovery_payload(topics, cameras, labels, sw_version, removed)
+    payload = discovery_payload(topics, cameras, labels, sw_version, removed, snapshots=snapshots)
     return json.dumps(payload, separators=(",", ":")).encode()
 
 

@@ -10,9 +10,14 @@ disconnect, so nothing is ever sent from two places. Hence the broker receives t
 copy of each event in emit order, across outages and restarts. Duplicates (same event id)
 happen only for events sent but not acknowledged before a disconnect or crash.
 
-Thread: "mqtt-publisher" owns the client and its counters; emit (the service's "events"
-thread) appends to the spool (SQLite, its own lock); publish_state, publish_stats and
-set_cameras hand their payloads over under ``_side_lock``.
+Events reach it through ``store`` (``stores_events``): on the tracker's thread, one fsynced
+transaction per tracker step, rows plus the open-track record (tracks.py), before any other
+sink sees the events. Retained state and snapshots (latest.py) and discovery (announce.py)
+never touch the spool.
+
+Thread: "mqtt-publisher" owns the client and its counters; store/emit (the tracker's thread)
+append to the spool (SQLite, its own lock); publish_state and publish_snapshot go through
+Latest, set_cameras through the Announcer, publish_stats under ``_side_lock``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import paho.mqtt.client as mqtt
 from expressiond.events import ExpressionEvent
 from expressiond.paths import default_state_dir
 from expressiond.sinks.base import EventSink
+from expressiond.sinks.mqtt.announce import Announcer
 from expressiond.sinks.mqtt.connection import (
     Backoff,
     closed_early_problem,
@@ -44,11 +50,13 @@ from expressiond.sinks.mqtt.connection import (
     make_client,
 )
 from expressiond.sinks.mqtt.credentials import read_password
-from expressiond.sinks.mqtt.discovery import discovery_json, is_ha_online
+from expressiond.sinks.mqtt.discovery import is_ha_online
 from expressiond.sinks.mqtt.farewell import say_offline
+from expressiond.sinks.mqtt.latest import Latest
 from expressiond.sinks.mqtt.outbox import Outbox
 from expressiond.sinks.mqtt.spool import Spool
 from expressiond.sinks.mqtt.topics import Topics
+from expressiond.sinks.mqtt.tracks import spool_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ class Publisher(EventSink):
     """EventSink publishing to MQTT. Starts its thread when built (``autostart=False`` to call
     ``start()`` later); ``close()`` drains, says offline, joins."""
 
+    stores_events = True
     IO_TIMEOUT = 0.05  # paho loop select timeout: the longest a new event waits when idle
     CONNACK_TIMEOUT = 15.0
     STABLE_AFTER = 10.0  # a connection that lasted this long resets the reconnect backoff
@@ -75,6 +84,7 @@ class Publisher(EventSink):
         labels: Sequence[str],
         sw_version: str,
         *,
+        snapshots: Sequence[str] = (),
         window: int = 64,
         rng: random.Random | None = None,
         autostart: bool = True,
@@ -90,10 +100,10 @@ class Publisher(EventSink):
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        self._cameras, self._labels, self._sw_version = list(cameras), list(labels), sw_version
-        self._cameras_gone: list[str] = []
         self._discovery = (
-            discovery_json(self.topics, cameras, labels, sw_version) if mqtt_cfg.ha_discovery else None
+            Announcer(self.topics, cameras, labels, sw_version, snapshots, self._rng)
+            if mqtt_cfg.ha_discovery
+            else None
         )
         self._backoff = Backoff(float(mqtt_cfg.reconnect_max_s), rng=self._rng)
         spool_path = mqtt_cfg.spool_path or str(default_state_dir() / "spool.db")
@@ -108,13 +118,11 @@ class Publisher(EventSink):
         self._need_delay = False
         self._up_since = 0.0
         self._connect_started = 0.0
-        self._discovery_due: float | None = None
         self._told: set[str] = set()
         self._ever_up = False
         # shared with the pipeline / service threads
         self._side_lock = threading.Lock()
-        self._states: dict[str, bytes] = {}
-        self._dirty_states: dict[str, bytes] = {}
+        self._latest = Latest()
         self._pending_stats: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -139,38 +147,32 @@ class Publisher(EventSink):
         self._thread.start()
         return self
 
-    def emit(self, event: ExpressionEvent) -> None:
-        """Durably spool the event (returns after the commit); the network thread sends it."""
+    def store(self, events: Sequence[ExpressionEvent]) -> None:
+        """Durably spool the events and their open-track changes in one transaction (returns
+        after the commit); the network thread sends them."""
         if self._closed:
-            log.warning("MQTT publisher is closed; event %s not spooled", event.id)
+            log.warning("MQTT publisher is closed; %d events not spooled", len(events))
             return
-        self._spool.append(self.topics.event(event.camera), event.to_json().encode())
+        if events:
+            self._spool.append_many(*spool_rows(self.topics, events))
+
+    def emit(self, event: ExpressionEvent) -> None:
+        """One event: ``store([event])``."""
+        self.store([event])
 
     def publish_state(self, camera: str, state: dict[str, Any]) -> None:
         """Retained current state of a camera; only the latest per camera is kept."""
-        payload = json.dumps(state, separators=(",", ":")).encode()
-        with self._side_lock:
-            self._states[camera] = payload
-            self._dirty_states[camera] = payload
+        self._latest.put(self.topics.state(camera), json.dumps(state, separators=(",", ":")).encode())
 
     def publish_stats(self, stats: dict[str, Any]) -> None:
         """Retained stats; the publisher's own fields are added under "mqtt" when sent."""
         with self._side_lock:
             self._pending_stats = dict(stats)
 
-    def set_cameras(self, cameras: Sequence[str]) -> None:
-        """After a reload: re-send discovery for this camera set; cameras gone since the start
-        stay in it with only their ``platform`` (so Home Assistant deletes their entities)."""
-        if self._discovery is None:
-            return
-        with self._side_lock:
-            gone = [c for c in (*self._cameras_gone, *self._cameras) if c not in cameras]
-            self._cameras_gone = list(dict.fromkeys(gone))
-            self._cameras = list(cameras)
-            self._discovery = discovery_json(
-                self.topics, self._cameras, self._labels, self._sw_version, self._cameras_gone
-            )
-            self._discovery_due = time.monotonic()
+    def set_cameras(self, cameras: Sequence[str], snapshots: Sequence[str] = ()) -> None:
+        """After a reload: re-send discovery for these cameras (announce.py)."""
+        if self._discovery is not None:
+            self._discovery.set_cameras(cameras, snapshots)
 
     @property
     def connected(self) -> bool:
@@ -233,7 +235,8 @@ class Publisher(EventSink):
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == self.topics.ha_status and is_ha_online(msg.payload):
-            self._discovery_due = time.monotonic() + self._rng.uniform(0.0, 1.0)
+            if self._discovery is not None:
+                self._discovery.ha_online()
             return
         self.ignored_messages += 1
         log.debug("MQTT: ignored a %d-byte message on %s", len(msg.payload), msg.topic)
@@ -327,11 +330,10 @@ class Publisher(EventSink):
         self._out.add(self.topics.status, b"online", 1, True)
         if self._discovery is not None:
             self._client.subscribe(self.topics.ha_status, qos=1)
-            self._out.add(self.topics.ha_config, self._discovery, 1, True)
+            self._out.add(self.topics.ha_config, self._discovery.payload, 1, True)
         else:  # ha_discovery = false: an empty retained config removes an earlier device entry
             self._out.add(self.topics.ha_config, b"", 1, True)
-        with self._side_lock:
-            self._dirty_states = dict(self._states)
+        self._latest.resend_all()
         log.info(
             "MQTT connected to %s:%s as %r (%d events waiting in the spool)",
             self._cfg.host,
@@ -374,18 +376,13 @@ class Publisher(EventSink):
     def _pump(self) -> None:
         if not self._settle():
             return
-        with self._side_lock:
-            due, discovery = self._discovery_due, self._discovery
-            if due is not None and time.monotonic() >= due:
-                self._discovery_due = None
-            else:
-                discovery = None
-            states, self._dirty_states = self._dirty_states, {}
-            stats, self._pending_stats = self._pending_stats, None
+        discovery = self._discovery.due() if self._discovery is not None else None
         if discovery is not None:
             self._out.add(self.topics.ha_config, discovery, 1, True)
-        for camera, payload in states.items():
-            self._out.add(self.topics.state(camera), payload, 1, True)
+        for msg in self._latest.take():
+            self._out.add(*msg)
+        with self._side_lock:
+            stats, self._pending_stats = self._pending_stats, None
         if stats is not None:
             body = json.dumps({**stats, "mqtt": self.stats()}, separators=(",", ":"), default=str)
             self._out.add(self.topics.stats, body.encode(), 0, True)

@@ -2,6 +2,8 @@
 
 An event is appended (and durably committed) before anything tries to publish it, and is
 removed only when the broker acknowledged it, so a broker outage or a SIGKILL loses nothing.
+``append_many`` stores the events of one tracker step, and the open-track changes they make
+(spool_db.py), in one transaction: one fsync per step, however many events it made.
 
 Durability: inserts commit with ``synchronous=FULL`` (the WAL is fsynced on every commit), so
 an event survives a power cut, not only a crashed process; a NUC on a wall socket does lose
@@ -29,11 +31,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from expressiond.errors import ConfigError
+from expressiond.sinks.mqtt import spool_db
+from expressiond.sinks.mqtt.spool_db import TrackChange, open_db
 
 log = logging.getLogger(__name__)
 MEMORY = ":memory:"
@@ -68,9 +72,11 @@ class Spool:
         self._db: sqlite3.Connection | None = None
         if self.durable:
             self._db = self._open()
+        self._max_track = 0
         if self._db is not None:
             row = self._db.execute("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM spool").fetchone()
             self._next_id, self._disk_depth = int(row[0]) + 1, int(row[1])
+            self._max_track = spool_db.max_track(self._db)
             if self._disk_depth:
                 log.info(
                     "spool %s: %d unsent events from an earlier run will be sent first",
@@ -78,56 +84,12 @@ class Spool:
                     self._disk_depth,
                 )
 
-    # -- opening ---------------------------------------------------------------------------
-    def _open(self, retry: bool = True) -> sqlite3.Connection | None:
-        p = Path(self.path)
+    def _open(self) -> sqlite3.Connection | None:
         try:
-            if not p.parent.exists():
-                p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.chmod(p.parent, 0o700)
-            fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            if p.stat().st_mode & 0o077:
-                os.chmod(p, 0o600)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the MQTT spool {p}: {exc.strerror}; check [mqtt] spool_path "
-                "and the state directory's owner and permissions"
-            ) from None
-        try:
-            return self._connect(p)
-        except sqlite3.DatabaseError as exc:
-            if _is_disk_problem(exc):
-                self._disk_trouble(exc)
-                return None
-            corrupt = "not a database" in str(exc) or "malformed" in str(exc)
-            if not (corrupt and retry):
-                raise ConfigError(f"cannot open the MQTT spool {p}: {exc}") from None
-        aside = p.with_name(f"{p.name}.corrupt-{int(time.time())}")
-        log.error("spool %s is corrupt; moved it to %s and started an empty spool", p, aside)
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(p) + suffix)
-            if src.exists():
-                os.replace(src, Path(str(aside) + suffix))
-        return self._open(retry=False)
-
-    @staticmethod
-    def _connect(p: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(p, timeout=10, isolation_level=None, check_same_thread=False)
-        try:
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("spool %s: WAL journal unavailable (got %s)", p, mode)
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS spool ("
-                "id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL)"
-            )
-            db.execute("SELECT COUNT(*) FROM spool").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
+            return open_db(Path(self.path))
+        except sqlite3.DatabaseError as exc:  # disk trouble: events go to memory meanwhile
+            self._disk_trouble(exc)
+            return None
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -143,17 +105,28 @@ class Spool:
 
     def append(self, topic: str, payload: bytes) -> int:
         """Store one message; returns its id. Never raises for disk trouble (see module doc)."""
+        return self.append_many([(topic, payload)])[0]
+
+    def append_many(
+        self, messages: Sequence[tuple[str, bytes]], tracks: Sequence[TrackChange] = ()
+    ) -> list[int]:
+        """Store messages (and the open-track changes they make) in one transaction: one
+        fsync for the lot. Returns their ids. Never raises for disk trouble."""
         with self._lock:
-            if self.depth >= self.max_events:
-                self._drop_oldest(self.depth - self.max_events + 1)
-            sid = self._next_id
-            self._next_id += 1
+            n = len(messages)
+            if n and self.depth + n > self.max_events:
+                self._drop_oldest(self.depth + n - self.max_events)
+            ids = list(range(self._next_id, self._next_id + n))
+            self._next_id += n
+            rows = [(sid, t, p) for sid, (t, p) in zip(ids, messages, strict=True)]
             if self._db is not None and (not self._mem or self._store_memory_tail()):
                 try:
-                    self._db.execute(
-                        "INSERT INTO spool (id, topic, payload) VALUES (?, ?, ?)", (sid, topic, payload)
-                    )
-                    self._disk_depth += 1
+                    self._db.execute("BEGIN")
+                    self._db.executemany("INSERT INTO spool (id, topic, payload) VALUES (?, ?, ?)", rows)
+                    spool_db.apply_tracks(self._db, tracks)
+                    self._db.execute("COMMIT")
+                    self._disk_depth += n
+                    self._max_track = max([self._max_track, *(c.track for c in tracks)])
                     if self._disk_failing:
                         self._disk_failing = False
                         log.warning(
@@ -161,13 +134,32 @@ class Spool:
                             self.path,
                             self.unstored,
                         )
-                    return sid
+                    return ids
                 except sqlite3.DatabaseError as exc:
                     self._disk_trouble(exc)
-            self._mem[sid] = (topic, payload)
+            self._max_track = max([self._max_track, *(c.track for c in tracks)])
+            for sid, topic, payload in rows:
+                self._mem[sid] = (topic, payload)
             if self.durable:
-                self.unstored += 1
-            return sid
+                self.unstored += n
+            return ids
+
+    def open_tracks(self) -> list[TrackChange]:
+        """The tracks whose last stored event is not an end: what the previous run left open."""
+        with self._lock:
+            if self._db is None:
+                return []
+            try:
+                return spool_db.open_tracks(self._db)
+            except sqlite3.DatabaseError as exc:
+                log.error("spool %s: cannot read the open tracks (%s)", self.path, exc)
+                return []
+
+    @property
+    def max_track(self) -> int:
+        """The highest track id ever stored (0: none)."""
+        with self._lock:
+            return self._max_track
 
     def read_after(self, cursor: int, limit: int) -> list[SpoolRow]:
         """Up to ``limit`` rows with id > cursor, oldest first."""
@@ -307,17 +299,6 @@ class Spool:
                 self._db.execute("PRAGMA synchronous=FULL")
             except sqlite3.DatabaseError:
                 pass
-
-
-_SQLITE_IOERR, _SQLITE_FULL = 10, 13
-
-
-def _is_disk_problem(exc: sqlite3.DatabaseError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
-    if code is not None:
-        return code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
-    text = str(exc).lower()
-    return "disk is full" in text or "disk i/o error" in text
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

@@ -33,6 +33,10 @@ class Topics:
     def state(self, camera: str) -> str:
         return f"{self.base}/{camera}/state"
 
+    def snapshot(self, camera: str) -> str:
+        """Retained JPEG of the latest start/change (only when the camera's snapshot is on)."""
+        return f"{self.base}/{camera}/snapshot"
+
     @property
     def ha_status(self) -> str:
         """Home Assistant's birth/last-will topic: ``online`` means "send discovery again"."""
