@@ -12,6 +12,10 @@ import pytest
 from needs import MARKER, NA_RE, WHAT_RE, need, under_ci
 from shared_data import EXPRESSIONS, HOW_TO_FIX, SHARED, SHARED_FROM
 
+from expressiond.inference import telemetry
+
+telemetry.decline()  # tests import openvino directly too: no test run phones home
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -225,7 +225,7 @@ class Daemon:
             time.sleep(0.1)
 
     def produced(self) -> list[dict]:
-        """Every event the tracker produced (the trace: id, type, camera, track, expression,
+        """Every event the tracker produced (the trace: id, ts, type, camera, track, expression,
         reason), in production order, across runs."""
         return _json_lines(self.traces)
 

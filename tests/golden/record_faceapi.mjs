@@ -11,6 +11,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { parseArgs, setBackend } from './cli_common.mjs';
+
 const require = createRequire(import.meta.url);
 const tf = require('@tensorflow/tfjs');
 const wasm = require('@tensorflow/tfjs-backend-wasm');
@@ -26,28 +28,6 @@ const SSD_INPUT = 512;
 const EXPR_INPUT = 112;
 const TOP_ANCHORS = 20;
 const GRID = 8;
-
-function parseArgs(argv) {
-  const args = { backend: 'cpu' };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!['pixels', 'models', 'out', 'backend'].includes(key) || argv[i + 1] === undefined) {
-      throw new Error(`bad argument ${argv[i]}; see the usage line at the top of this file`);
-    }
-    args[key] = argv[i + 1];
-  }
-  for (const k of ['pixels', 'models', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
-  return args;
-}
-
-async function setBackend(name) {
-  if (name === 'wasm') {
-    const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
-    wasm.setWasmPaths(`${dir}${path.sep}`);
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} failed to initialise`);
-  await tf.ready();
-}
 
 function loadImage(dir, entry) {
   const buf = fs.readFileSync(path.join(dir, entry.raw));
@@ -192,8 +172,8 @@ async function recordImage(pixelsDir, entry) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await setBackend(args.backend);
+  const args = parseArgs(process.argv.slice(2), ['pixels', 'models', 'out'], ['pixels', 'models', 'out']);
+  await setBackend(tf, wasm, require, args.backend);
   const manifest = JSON.parse(fs.readFileSync(path.join(args.pixels, 'manifest.json'), 'utf8'));
   await faceapi.nets.ssdMobilenetv1.loadFromDisk(args.models);
   await faceapi.nets.faceExpressionNet.loadFromDisk(args.models);

@@ -14,6 +14,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { parseArgs, setBackend } from './cli_common.mjs';
+
 const require = createRequire(import.meta.url);
 const tf = require('@tensorflow/tfjs');
 const wasm = require('@tensorflow/tfjs-backend-wasm');
@@ -21,28 +23,6 @@ const wasm = require('@tensorflow/tfjs-backend-wasm');
 // human's annotations for this (1-channel, oarriaga) model, in output order
 const LABELS = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 const RGB = [0.2989, 0.5870, 0.1140]; // human's src/tfjs/constants.ts, rgb
-
-function parseArgs(argv) {
-  const args = { backend: 'cpu' };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '');
-    if (!['inputs', 'model', 'out', 'backend'].includes(key) || argv[i + 1] === undefined) {
-      throw new Error(`bad argument ${argv[i]}; see the usage line at the top of this file`);
-    }
-    args[key] = argv[i + 1];
-  }
-  for (const k of ['inputs', 'model', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
-  return args;
-}
-
-async function setBackend(name) {
-  if (name === 'wasm') {
-    const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
-    wasm.setWasmPaths(`${dir}${path.sep}`);
-  }
-  if (!(await tf.setBackend(name))) throw new Error(`tfjs backend ${name} failed to initialise`);
-  await tf.ready();
-}
 
 // model.json + its weight shards from disk, as tf.loadGraphModel reads them over http
 async function loadModel(file) {
@@ -97,8 +77,8 @@ function humanPipeline(model, dir, face) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  await setBackend(args.backend);
+  const args = parseArgs(process.argv.slice(2), ['inputs', 'model', 'out'], ['inputs', 'model', 'out']);
+  await setBackend(tf, wasm, require, args.backend);
   const model = await loadModel(args.model);
   const manifest = JSON.parse(fs.readFileSync(path.join(args.inputs, 'manifest.json'), 'utf8'));
   const faces = manifest.map((face) => ({

@@ -148,11 +148,19 @@ def test_home_assistant_discovery_sent_resent_and_removed(
     assert all(c["event_types"] == [*LABELS, "end"] for c in events)
     sensors = [c for c in disc["components"].values() if c["platform"] == "sensor"]
     assert len(sensors) == 6 and all(c["unique_id"] for c in sensors)  # expression, faces, fps
-    presence = [c for c in disc["components"].values() if c["platform"] == "binary_sensor"]
-    assert sorted(c["state_topic"] for c in presence) == [
-        "expressiond/dev1/door/state",
-        "expressiond/dev1/hall/state",
-    ]
+    binary = [c for c in disc["components"].values() if c["platform"] == "binary_sensor"]
+    by_class = {
+        cls: sorted(c["state_topic"] for c in binary if c["device_class"] == cls)
+        for cls in ("occupancy", "connectivity")
+    }
+    assert (
+        by_class
+        == {
+            "occupancy": ["expressiond/dev1/door/state", "expressiond/dev1/hall/state"],  # face present
+            "connectivity": ["expressiond/dev1/stats"] * 2,  # camera connected
+        }
+        and len(binary) == 4
+    )
 
     publish_raw(broker, "homeassistant/status", b"online")
     assert col.wait_for(lambda ms: len(ms) == 2, 10), "discovery not re-sent on HA online"

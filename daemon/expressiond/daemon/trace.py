@@ -1,6 +1,6 @@
 """TEST-ONLY record of the events the tracker produced: with ``EXPRESSIOND_TRACE=FILE`` in the
-environment, ``expressiond run`` appends one JSON line per event (id, type, camera, track,
-expression, reason) to FILE, on the tracker's thread, right after the events were made
+environment, ``expressiond run`` appends one JSON line per event (id, ts, type, camera,
+track, expression, reason) to FILE, on the tracker's thread, right after the events were made
 durable and before any other output (stdout, journald, MQTT) sees them. The fault suite counts
 loss against it. One ``write`` per tracker step on an O_APPEND descriptor, no fsync: a SIGKILL
 keeps what was written (the page cache survives the process), a line is never half there.
@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from expressiond.errors import ConfigError
-from expressiond.events import ExpressionEvent
+from expressiond.events import ExpressionEvent, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class EventTrace:
             return
         lines = "".join(
             json.dumps(
-                {"id": e.id, "type": e.type, "camera": e.camera, "track": e.track,
-                 "expression": e.expression, "reason": e.reason},
+                {"id": e.id, "ts": utc_iso(e.timestamp), "type": e.type, "camera": e.camera,
+                 "track": e.track, "expression": e.expression, "reason": e.reason},
                 separators=(",", ":"),
             ) + "\n"
             for e in events

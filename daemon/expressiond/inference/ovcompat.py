@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import re
 
-import openvino as _openvino
+from expressiond.inference import telemetry
+
+telemetry.decline()  # before the first import of openvino: it would phone home
+
+import openvino as _openvino  # noqa: E402
 
 if hasattr(_openvino, "Core"):
     ov = _openvino

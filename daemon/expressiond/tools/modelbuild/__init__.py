@@ -2,3 +2,7 @@
 
 Thread: the command's main thread.
 """
+
+from expressiond.inference import telemetry
+
+telemetry.decline()  # before the builders import openvino: it would phone home

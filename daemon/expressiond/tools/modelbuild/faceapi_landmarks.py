@@ -26,7 +26,7 @@ from openvino import opset13 as ops
 
 from expressiond.tools.modelbuild import graph as g
 from expressiond.tools.modelbuild.build import with_u8_bgr_input
-from expressiond.tools.modelbuild.faceapi_nets import EXPRESSION_MEAN_RGB
+from expressiond.tools.modelbuild.faceapi_nets import EXPRESSION_MEAN_RGB, dense_block
 from expressiond.tools.modelbuild.irfiles import ir_is_current, save_ir
 from expressiond.tools.modelbuild.npm_package import FACE_API, extract, fetch_tarball
 from expressiond.tools.modelbuild.tfjs_weights import load_weights
@@ -40,24 +40,6 @@ RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 
 
-def _dense_block3(x, w: dict, prefix: str, first: bool):
-    def sep(i, inp, stride):
-        p = f"{prefix}/conv{i}"
-        return g.separable_conv2d(
-            inp, w[f"{p}/depthwise_filter"], w[f"{p}/pointwise_filter"], w[f"{p}/bias"], stride
-        )
-
-    if first:
-        out1 = g.add_bias(g.conv2d(x, w[f"{prefix}/conv0/filters"], 2), w[f"{prefix}/conv0/bias"])
-    else:
-        out1 = sep(0, x, 2)
-    out1 = g.relu(out1)
-    out2 = sep(1, out1, 1)
-    in3 = g.relu(ops.add(out1, out2))
-    out3 = sep(2, in3, 1)
-    return g.relu(ops.add(out1, ops.add(out2, out3)))
-
-
 def build_landmark_net(w: dict[str, np.ndarray]) -> ov.Model:
     """float32 RGB NHWC [1, H, W, 3] 0..255 -> "landmarks" [1, 136] in 0..1 of the padded square."""
     image = ops.parameter(ov.PartialShape([1, -1, -1, 3]), ov.Type.f32, name="image")
@@ -66,7 +48,7 @@ def build_landmark_net(w: dict[str, np.ndarray]) -> ov.Model:
     x = ops.divide(ops.subtract(x, g.const(EXPRESSION_MEAN_RGB)), g.const(255.0))
     x = g.to_nchw(x)
     for i in range(3):
-        x = _dense_block3(x, w, f"dense{i}", first=(i == 0))
+        x = dense_block(x, w, f"dense{i}", first=(i == 0), convs=3)
     x = ops.avg_pool(x, [2, 2], [0, 0], [0, 0], [14, 14], True, "floor", "valid")
     x = ops.reshape(x, g.const([1, 128], np.int64), False)
     out = ops.add(ops.matmul(x, g.const(w["fc/weights"]), False, False), g.const(w["fc/bias"]))

@@ -32,24 +32,31 @@ def _image_input(name: str):
 # --- FaceExpressionNet --------------------------------------------------------------------
 
 
-def _dense_block4(x, w: dict, prefix: str, first: bool):
+def dense_block(x, w: dict, prefix: str, first: bool, convs: int):
+    """face-api's dense block of ``convs`` convolutions (4 in the expression net, 3 in the
+    landmark net): the first one strided (a plain conv in the first block, separable after),
+    each later one fed the relu of the sum of all before it; out: relu of the sum of all."""
+
     def sep(i, inp, stride):
         p = f"{prefix}/conv{i}"
         return g.separable_conv2d(
             inp, w[f"{p}/depthwise_filter"], w[f"{p}/pointwise_filter"], w[f"{p}/bias"], stride
         )
 
+    def total(outs):  # out1 + (out2 + (out3 + ...)), the order the tfjs graph adds them in
+        acc = outs[-1]
+        for o in reversed(outs[:-1]):
+            acc = ops.add(o, acc)
+        return acc
+
     if first:
         out1 = g.add_bias(g.conv2d(x, w[f"{prefix}/conv0/filters"], 2), w[f"{prefix}/conv0/bias"])
     else:
         out1 = sep(0, x, 2)
-    out1 = g.relu(out1)
-    out2 = sep(1, out1, 1)
-    in3 = g.relu(ops.add(out1, out2))
-    out3 = sep(2, in3, 1)
-    in4 = g.relu(ops.add(out1, ops.add(out2, out3)))
-    out4 = sep(3, in4, 1)
-    return g.relu(ops.add(out1, ops.add(out2, ops.add(out3, out4))))
+    outs = [g.relu(out1)]
+    for i in range(1, convs):
+        outs.append(sep(i, outs[0] if i == 1 else g.relu(total(outs)), 1))
+    return g.relu(total(outs))
 
 
 def build_expression_net(w: dict[str, np.ndarray]) -> ov.Model:
@@ -59,7 +66,7 @@ def build_expression_net(w: dict[str, np.ndarray]) -> ov.Model:
     x = ops.divide(ops.subtract(x, g.const(EXPRESSION_MEAN_RGB)), g.const(255.0))
     x = g.to_nchw(x)
     for i in range(4):
-        x = _dense_block4(x, w, f"dense{i}", first=(i == 0))
+        x = dense_block(x, w, f"dense{i}", first=(i == 0), convs=4)
     x = ops.avg_pool(x, [2, 2], [0, 0], [0, 0], [7, 7], True, "floor", "valid")
     x = ops.reshape(x, g.const([1, 256], np.int64), False)
     logits = ops.add(ops.matmul(x, g.const(w["fc/weights"]), False, False), g.const(w["fc/bias"]))
