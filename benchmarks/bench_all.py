@@ -313,7 +313,7 @@ def best_precision_targets(result: dict) -> list[dict]:
 # (key, label, vs_faceapi.py arguments): the two workloads of issue 18
 FACEAPI_WORKLOADS = (("samples", "six sample photos"), ("closeups", "close-up photos"))
 CLOSEUPS = ROOT.parent / "shared" / "data" / "expressions"
-CLOSEUP_PHOTOS = 14  # evenly spaced by name: 2 per class
+CLOSEUP_PHOTOS = 7  # evenly spaced by name: 1 per class (the cpu backend takes ~7 s a photo)
 
 
 def run_faceapi_workloads(models_dir: Path, repeat: int, seconds: float, closeups: Path) -> dict:
@@ -351,9 +351,10 @@ def run_decode(out: Path, quick: bool, skip: bool) -> dict:
     as a child process writing ``out`` beside results.json (the README's decode table)."""
     if skip:
         return {"error": "skipped (--skip-decode)"}
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--json", str(out)]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "decode.py"), "--json", str(out), "--rounds", "2"]
     if quick:
-        cmd += ["--rounds", "1", "--cameras", "1,2", "--live-seconds", "6", "--seconds", "10"]
+        cmd[-1] = "1"
+        cmd += ["--cameras", "1,2", "--live-seconds", "6", "--seconds", "10"]
     progress("5/5 camera decode: " + " ".join(cmd[1:]))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     for line in proc.stderr.splitlines():
