@@ -125,7 +125,6 @@ def latency_md(r: dict, loaded: dict | None) -> str:
             f"{hog['load_avg_before']}-{hog['load_avg_after']}), default config: p99 "
             + "; ".join(f"{v['p99_ms']:.0f} ms ({name})" for name, v in rows.items() if v.get("p99_ms"))
         )
-        loaded = None  # this run measured it itself
     if loaded:
         ltp, llat = _p99(loaded, "THROUGHPUT"), _p99(loaded, "LATENCY")
         over = [name for name, v in (("THROUGHPUT", ltp), ("LATENCY", llat)) if v >= limit]

@@ -194,8 +194,7 @@ def end_to_end(
     kind: str = "e2e",
     own_session: bool = False,
 ) -> dict:
-    """The real ``expressiond run`` with one camera playing the clip at source_fps (0: every
-    frame as fast as it goes, the capacity); ``own_session`` as under systemd (DaemonSpec)."""
+    """``expressiond run``, one camera: the clip at source_fps (0: every frame); own_session: setsid"""
     load = load_avg()
     spec = DaemonSpec("e2e", (clip_camera("bench", clip, source_fps),), own_session=own_session)
     r = run_group(cfg, [spec], seconds, workdir)[0]

@@ -181,21 +181,23 @@ def decode_row(clip: Path, seconds: float) -> dict:
     from expressiond.sources.frames import normalise_image
 
     load = modes.load_avg()
-    cap, frames = cv2.VideoCapture(str(clip)), 0
+    cap, per_frame = cv2.VideoCapture(str(clip)), []
     cpu0, t0 = modes._cpu_self(), time.perf_counter()
     try:
         while time.perf_counter() - t0 < seconds:
+            t1 = time.perf_counter()
             ok, image = cap.read()
             if not ok:
                 cap.release()
                 cap = cv2.VideoCapture(str(clip))
                 continue
             normalise_image(image)
-            frames += 1
+            per_frame.append(time.perf_counter() - t1)  # "latency": one frame's decode
     finally:
         cap.release()
     cpu, dt = modes._cpu_self() - cpu0, time.perf_counter() - t0
-    return modes._row("decode, the file source (cv2)", "decode", frames, None, dt, cpu, None, load)
+    lat = modes.percentiles(per_frame)
+    return modes._row("decode, the file source (cv2)", "decode", len(per_frame), None, dt, cpu, lat, load)
 
 
 def median_table(per_round: list[list[dict]]) -> list[dict]:
