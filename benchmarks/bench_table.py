@@ -117,6 +117,14 @@ def latency_md(r: dict, loaded: dict | None) -> str:
         f"{lat:.0f} ms (LATENCY hint), target < {limit:g} ms {verdict}, as measured in this run "
         f"at {_loads(r)} only"
     )
+    rows = (r.get("loaded") or {}).get("rows") or {}
+    if rows.get("systemd"):
+        hog = r["loaded"]
+        text += (
+            f". Under a CPU hog ({hog['hog_procs']} busy processes, load average "
+            f"{hog['load_avg_before']}-{hog['load_avg_after']}), default config: p99 "
+            + "; ".join(f"{v['p99_ms']:.0f} ms ({name})" for name, v in rows.items() if v.get("p99_ms"))
+        )
     if loaded:
         ltp, llat = _p99(loaded, "THROUGHPUT"), _p99(loaded, "LATENCY")
         over = [name for name, v in (("THROUGHPUT", ltp), ("LATENCY", llat)) if v >= limit]
@@ -151,11 +159,18 @@ def golden_workload(n_inputs: int | None) -> dict:
     }
 
 
-def faceapi_md(r: dict) -> str:
+def faceapi_workloads(r: dict) -> list[tuple[str, dict]]:
+    """[(label, vs_faceapi summary)]: issue 18's two workloads, or the one of older results."""
     f = r.get("faceapi") or {}
+    if "samples" not in f and "closeups" not in f:
+        return [("the six sample photos", f)]
+    return [("the six sample photos", f.get("samples") or {}), ("close-up photos", f.get("closeups") or {})]
+
+
+def faceapi_md(r: dict, f: dict, label: str = "the six sample photos") -> str:
     by_row = f.get("by_row") or {}
     if not by_row:
-        return f"face-api comparison not in this run ({f.get('error', 'no data')})"
+        return f"face-api comparison on {label} not in this run ({f.get('error', 'no data')})"
     same = ", ".join(
         f"{k.split()[0]} {v['vs_faceapi_wasm']:.1f}x"
         for k, v in by_row.items()
@@ -185,10 +200,18 @@ def faceapi_md(r: dict) -> str:
         for k, v in (f.get("expressiond") or {}).items()
         if k.endswith(" async") and v.get("top1_agreement_wasm") is not None
     )
+    if not agree:
+        agree = "none to compare (face-api found no face at minConfidence 0.5; neither did its SSD here)"
     prec = {k: (r.get("precisions") or {}).get(k, {}).get("inference_precision") for k in ("FP16", "INT8")}
+    cpu = (by_row.get("FP32 async") or {}).get("vs_faceapi_cpu")
+    cpu_text = (
+        f"; FP32 {cpu:.1f}x face-api's tfjs cpu backend ({f.get('faceapi_cpu_ms_per_photo')} ms per photo)"
+        if cpu
+        else ""
+    )
     return (
-        f"photos per second vs face-api JS ({f.get('faceapi_wasm_ms_per_photo')} ms per photo "
-        f"there), same photos: {ratios} (the FP16 IR runs in {prec['FP16'] or '?'} "
+        f"{label}: photos per second vs face-api JS wasm ({f.get('faceapi_wasm_ms_per_photo')} ms "
+        f"per photo there), same photos: {ratios}{cpu_text} (the FP16 IR runs in {prec['FP16'] or '?'} "
         f"on this CPU); share of face-api's faces found with the same top-1 expression: "
         f"{agree}. Workload: {what}"
     )
@@ -200,7 +223,7 @@ def summary_md(r: dict, loaded: dict | None) -> list[str]:
         f"In short (one `make bench` run of {r['duration_s'] / 60:.0f} minutes, {_loads(r)}):",
         "",
         f"- {latency_md(r, loaded)}.",
-        f"- {faceapi_md(r)}.",
+        *[f"- {faceapi_md(r, f, label)}." for label, f in faceapi_workloads(r)],
         f"- {met} of {len(r['targets'])} targets met (table below). Why the others are not "
         "reachable on this CPU, with the CPU time of a frame: "
         "[benchmarks/README.md](benchmarks/README.md#where-the-targets-stand).",
@@ -217,7 +240,11 @@ def targets_part(r: dict, profile: dict | None) -> str:
     e2e, sync = _row(r, "end-to-end run, every frame"), _row(r, "sync loop")
     steps = (profile or {}).get("steps") or {}
     per_frame = steps.get("ms_per_processed_frame") or {}
-    decode = next((v for k, v in per_frame.items() if k.startswith("decode")), None)
+    decode = _row(r, "decode, the file source").get("cpu_ms_per_frame")  # this run (issue 18)
+    decode_src = "decode row, same run (cv2 read + normalise_image, looping)"
+    if decode is None:
+        decode = next((v for k, v in per_frame.items() if k.startswith("decode")), None)
+        decode_src = "profile.py, step timed alone"
     python = steps.get("python_ms_per_frame")
     parts = det + faces * cls + (decode or 0) + (python or 0)
     ceiling_sync = sync["cpu_ms_per_frame"] / (det + faces * cls)
@@ -232,9 +259,10 @@ def targets_part(r: dict, profile: dict | None) -> str:
         "|---|---|---|",
         f"| detector ({r['settings'].get('detector')}, frame resized in the graph) | {det:.1f} "
         "| benchmark_app detector |",
-        f"| classifier, {faces:.2f} faces x {cls:.1f} ms (face and mirror image in one batch-2 "
-        f"request) | {faces * cls:.1f} | benchmark_app classifier |",
-        f"| decode of one frame | {_f(decode, '.1f')} | profile.py, step timed alone |",
+        f"| classifier, {faces:.2f} faces x {cls:.1f} ms (every member of the default ensemble, "
+        f"face-api's with its mirror image) | {faces * cls:.1f} | benchmark_app classifier (one "
+        "run per member, summed) |",
+        f"| decode of one frame | {_f(decode, '.1f')} | {decode_src} |",
         f"| Python (hand-off, NMS, crops, scores, tracker, events) | {_f(python, '.1f')} "
         "| profile.py, steps timed alone |",
         f"| **sum of the parts** | **{parts:.1f}** | |",
@@ -250,6 +278,13 @@ def targets_part(r: dict, profile: dict | None) -> str:
         f"{ratios['e2e_vs_benchmark_app']:.2f}). Against detector + classifier "
         f"(`e2e_vs_inference_ceiling`) it is {ratios['e2e_vs_inference_ceiling']:.2f}: the rest "
         "is decode, Python and OpenVINO request and thread overhead.",
+        f"- **e2e / detector + classifier + decode, per CPU-second (issue 18)**: "
+        f"{_f(ratios.get('e2e_vs_ceiling_with_decode_per_cpu'))} (ceiling "
+        f"{_f(ratios.get('ceiling_with_decode_cpu_ms'), '.1f')} ms against the e2e row's "
+        f"{e2e['cpu_ms_per_frame']:.1f} ms, medians of the rounds' ratios). The rest is the "
+        "daemon's Python threads (capture, hand-off, coordinator), OpenVINO's request and thread "
+        "overhead and three networks sharing two cores' caches: see the perf and py-spy "
+        "figures in the issue-18 section.",
         f"- **async and e2e / the write-up's sync loop**: the loop's one LATENCY-hint request "
         f"runs on every core already ({sync['fps']:.1f} fps x {sync['cpu_ms_per_frame']:.1f} ms "
         f"= {sync['fps'] * sync['cpu_ms_per_frame'] / 1000:.2f} cores busy), so any scheme doing "
@@ -310,7 +345,7 @@ def render(r: dict, loaded: dict | None = None) -> str:
     b, s = r["benchmark"], r["streams"]
     ratios = ", ".join(f"`{k}` {v}" for k, v in r["ratios"].items() if v is not None)
     lines = summary_md(r, loaded)
-    lines += ["Targets (issues 3 and 9), measured side by side in one `make bench` run:", ""]
+    lines += ["Targets (issues 3, 9 and 18), measured side by side in one `make bench` run:", ""]
     lines += targets_md(r)
     lines += ["", f"Ratios: {ratios}.", ""]
     lines += modes_md(b) + [""]

@@ -69,9 +69,19 @@ def load_avg() -> list[float]:
 
 
 # --- inputs -------------------------------------------------------------------------------------
-def load_inputs(samples: Path, clip: Path | None, clip_frames: int) -> list[tuple[str, np.ndarray]]:
-    """[(name, BGR u8 image)]: the sample photos, then the first frames of the clip."""
-    photos = sorted(samples.glob("sample*.jpg"))
+def load_inputs(
+    samples: Path, clip: Path | None, clip_frames: int, photos_dir: Path | None = None, limit: int = 0
+) -> list[tuple[str, np.ndarray]]:
+    """[(name, BGR u8 image)]: the sample photos (or ``limit`` .jpg of ``photos_dir`` evenly
+    spaced in name order, 0: all), then the first frames of the clip."""
+    if photos_dir is not None:
+        photos = sorted(photos_dir.glob("*.jpg"))
+        if limit and len(photos) > limit:
+            photos = [photos[round(i)] for i in np.linspace(0, len(photos) - 1, limit)]
+        if not photos:
+            raise SystemExit(f"vs_faceapi: no .jpg in {photos_dir}")
+    else:
+        photos = sorted(samples.glob("sample*.jpg"))
     if not photos:
         raise SystemExit(f"vs_faceapi: no sample*.jpg in {samples}: run `expressiond models build`")
     inputs = []
@@ -467,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-cpu", action="store_true", help="also time face-api's tfjs cpu backend")
     ap.add_argument("--clip", type=Path, help="also use the first --clip-frames frames of a clip")
     ap.add_argument("--clip-frames", type=int, default=20)
+    ap.add_argument("--photos", type=Path, help="these photos (*.jpg) instead of the six sample photos")
+    ap.add_argument(
+        "--photos-limit", type=int, default=0, help="N of --photos, evenly spaced by name (default all)"
+    )
     ap.add_argument(
         "--async-seconds",
         type=float,
@@ -491,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = ROOT / "models" / "ir"
     load_start = load_avg()
     model_dir_js = ensure_node_deps(JS_DIR, timeout=600)
-    inputs = load_inputs(paths.samples_dir(models_dir), args.clip, args.clip_frames)
+    inputs = load_inputs(
+        paths.samples_dir(models_dir), args.clip, args.clip_frames, args.photos, args.photos_limit
+    )
     log.info("%d inputs; models %s; load average %s", len(inputs), models_dir, load_start)
     js_runs: dict[str, dict] = {}
     rows: list[dict] = []

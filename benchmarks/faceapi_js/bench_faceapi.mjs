@@ -6,7 +6,8 @@
 //   DIR (pixels): manifest.json + raw RGB files (H*W*3 bytes, row-major, uint8), as written by
 //   vs_faceapi.py / tests/golden/dump_pixels.py. DIR (models): face-api's model/ folder.
 //
-// Per image: one untimed warm-up, then N timed runs of
+// Per input shape: one untimed warm-up (tfjs prepares its kernels per shape; the first photo of
+// each size pays it), then per image N timed runs of
 //   detectAllFaces(img, SsdMobilenetv1Options({minConfidence: 0.5})).withFaceExpressions()
 // on a tensor made once from the pixels (no image decoding is timed, as on the Python side).
 // Writes per image all times, their median, and per face the box and the top-1 expression.
@@ -75,10 +76,16 @@ function topExpression(expressions) {
   return best;
 }
 
+const warmedShapes = new Set();
+
 async function benchImage(pixelsDir, entry, options, repeat) {
   const img = loadImage(pixelsDir, entry);
   const run = () => faceapi.detectAllFaces(img, options).withFaceExpressions();
-  await run(); // warm-up: first use of this input shape
+  const shape = img.shape.join('x');
+  if (!warmedShapes.has(shape)) {
+    await run(); // warm-up: first use of this input shape
+    warmedShapes.add(shape);
+  }
   const ms = [];
   let results = null;
   for (let i = 0; i < repeat; i++) {

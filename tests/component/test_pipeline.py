@@ -97,7 +97,8 @@ def test_a_frame_that_cannot_start_does_not_hold_back_later_frames(nets, photos)
 def test_the_daemon_classifier_has_a_static_input_fitted_by_opencv(nets, models_dir):
     """A face crop has a new size in almost every frame; with a dynamic input each new shape
     costs the CPU plugin shape inference and new kernels. The daemon's classifier is static
-    at the model's own size and every crop is fitted to it."""
+    at the model's own size and every crop is fitted to it; the batch is free (issue 18: a
+    frame's faces in one request per member)."""
     from expressiond.inference.engine import compile_net
     from expressiond.inference.metadata import resolve_model
 
@@ -105,9 +106,12 @@ def test_the_daemon_classifier_has_a_static_input_fitted_by_opencv(nets, models_
     fa, hm = classifiers.nets  # the default ensemble: each member at its own size
     for net, side in ((fa, 112), (hm, 64)):
         assert net.adapter.static_size == (side, side)
-        assert net.compiled.inputs[0].get_partial_shape().to_string() == f"[1,{side},{side},3]"
+        assert net.adapter.batched
+        assert net.compiled.inputs[0].get_partial_shape().to_string() == f"[?,{side},{side},3]"
         for h, w in ((90, 90), (301, 287), (640, 40)):
             assert net.adapter.prepare(np.zeros((h, w, 3), np.uint8)).shape == (1, side, side, 3)
+        crops = [np.zeros((h, w, 3), np.uint8) for h, w in ((90, 90), (301, 287), (640, 40))]
+        assert net.adapter.prepare_batch(crops).shape == (3, side, side, 3)
     exact = compile_net(
         resolve_model("face-api/expression", models_dir, "FP32"), "classifier", "CPU", "FP32"
     )  # classify --no-fit-crops, the golden tests

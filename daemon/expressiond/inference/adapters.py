@@ -43,6 +43,7 @@ class _Adapter:
         self.where = where
         self.output_indices: tuple[int, ...] = ()
         self.static_size: tuple[int, int] | None = None
+        self.batched = False  # the input takes any number of images (make_static(batch=True))
         self.pad = "none"  # how prepare() keeps the geometry of an embedded model's own padding
 
     @property
@@ -60,10 +61,12 @@ class _Adapter:
 
     default_static = STATIC_FALLBACK
 
-    def make_static(self, size: tuple[int, int] | None = None) -> None:
-        """Give the frame input a fixed size; prepare() then fits every image to it."""
+    def make_static(self, size: tuple[int, int] | None = None, batch: bool = False) -> None:
+        """Give the frame input a fixed size; prepare() then fits every image to it.
+        ``batch``: any number of images of that size in one request (prepare_batch)."""
         self.static_size = size or self.natural_size()
-        self.model = make_static(self.model, self.static_size)
+        self.model = make_static(self.model, self.static_size, batch)
+        self.batched = batch
 
     def fetch(self, request) -> tuple[np.ndarray, ...]:
         """Copies of the outputs this kind reads (OpenVINO reuses the request's buffers)."""
@@ -76,6 +79,12 @@ class _Adapter:
         if self.static_size is None:
             return image[None]
         return _fit(image, self.static_size, self.pad, self.shrink)[None]
+
+    def prepare_batch(self, images: list[np.ndarray]) -> np.ndarray:
+        """One input batch for several images (a batched static input: make_static(batch=True))."""
+        if len(images) == 1:
+            return self.prepare(images[0])
+        return np.stack([_fit(image, self.static_size, self.pad, self.shrink) for image in images])
 
 
 class DetectorAdapter(_Adapter):
@@ -152,11 +161,11 @@ class ClassifierAdapter(_Adapter):
         """Override the metadata's crop policy ([classifier] crop and margin)."""
         self.crop_square, self.crop_enlarge = crop_policy(self.meta, crop, margin)
 
-    def mirror_average(self) -> None:
+    def mirror_average(self, batch: bool = False) -> None:
         """Average over the crop and its mirror image, inside the graph (augment.py)."""
         from expressiond.inference.augment import mirror_average
 
-        self.model = mirror_average(self.model, self.where)
+        self.model = mirror_average(self.model, self.where, batch)
         self.flip = True
 
     def scores(self, outputs: tuple[np.ndarray, ...]) -> dict[str, float]:

@@ -30,10 +30,12 @@ _WIDTH_AXIS = 2  # NHWC
 _INT64_MIN = np.iinfo(np.int64).min
 
 
-def mirror_average(model, where: str):
-    """Return a model that averages its outputs over the frame and its mirror image."""
+def mirror_average(model, where: str, batch: bool = False):
+    """Return a model that averages its outputs over the frame and its mirror image.
+    ``batch``: any batch of B frames (the frames, then their mirrors: 2B, averaged pairwise
+    back to B), for a classifier that takes a frame's faces in one request."""
     try:
-        return _rewrite(model)
+        return _rewrite(model, batch)
     except Exception as exc:  # noqa: BLE001 - OpenVINO validation raises plain RuntimeErrors
         raise ModelError(
             f"{where}: flip averaging needs a model that runs a batch of two and "
@@ -46,7 +48,7 @@ class _NotABatchOfTwo(Exception):
     pass
 
 
-def _rewrite(model):
+def _rewrite(model, batch: bool = False):
     params = model.get_parameters()
     if len(params) != 1:
         raise _NotABatchOfTwo("it has more than one input")
@@ -76,13 +78,21 @@ def _rewrite(model):
             continue
         target_shape = np.array(shape_source.get_data())
         if target_shape.ndim == 1 and target_shape.size >= 2 and target_shape[0] == 1:
+            if batch and -1 in target_shape:
+                raise _NotABatchOfTwo(f"a Reshape to {target_shape.tolist()} fixes the batch")
             target_shape = target_shape.copy()
-            target_shape[0] = 2
+            target_shape[0] = -1 if batch else 2
             op.input(1).replace_source_output(ops.constant(target_shape).output(0))
+    if batch:  # the outputs' shapes after the new Reshapes, for the Split below
+        model.validate_nodes_and_infer_types()
     means = []
     for result in model.get_results():
         value = result.input_value(0)
-        mean = ops.reduce_mean(value, np.array([0], np.int64), True)
+        if batch:  # [frames; mirrors] -> the pairwise mean, one row per frame
+            halves = ops.split(value, np.array(0, np.int64), 2)
+            mean = ops.multiply(ops.add(halves.output(0), halves.output(1)), np.array(0.5, np.float32))
+        else:
+            mean = ops.reduce_mean(value, np.array([0], np.int64), True)
         means.append(mean)
         out_names = value.get_names()
         result.input(0).replace_source_output(mean.output(0))
@@ -90,6 +100,8 @@ def _rewrite(model):
             value.get_tensor().set_names(set())
             mean.output(0).get_tensor().set_names(set(out_names))
     model.validate_nodes_and_infer_types()
+    if batch:
+        return model
     for mean in means:
         batch = mean.input_value(0).get_partial_shape()
         if (

@@ -138,6 +138,7 @@ def compile_net(
     crop: str = "model",
     margin: float | None = None,
     fit_crops: bool = False,
+    batch: bool = False,
 ) -> CompiledNet:
     """Read the IR, check it against its metadata, add the frame input, compile it.
 
@@ -148,29 +149,47 @@ def compile_net(
     and fits each crop to it with OpenCV (what the daemon does: a face crop has a new size in
     almost every frame, and each new input shape costs the CPU plugin shape inference and new
     kernels; measured 4.95 -> 3.67 ms per crop of 80-300 px, 16.1 -> 5.6 ms at 400-600 px).
+    ``batch`` (with ``fit_crops``): the static input takes any number of crops, so a frame's
+    faces go in one request (adapters.prepare_batch; the pipeline's batched classifier).
     The defaults keep the model exactly as its metadata describes it.
     """
     core = core or shared_core()
     meta = load_meta(files, kind)
 
-    def build():
+    def build(batched: bool = False):
         adapter = make_adapter(read_model(core, files), meta, str(files.xml))
         if isinstance(adapter, ClassifierAdapter):
             adapter.set_crop(crop, margin)
             if flip:
-                adapter.mirror_average()
+                adapter.mirror_average(batched)
         return adapter
 
-    adapter = build()
     plan = plan_for(core, device)
     if plan.note:
         log.warning("%s", plan.note)
-    if fit_crops and isinstance(adapter, ClassifierAdapter) and not plan.static_shapes:
+    batch = batch and fit_crops and not (plan.static_shapes or static_shapes)
+
+    def unbatched():
+        adapter = build()
+        if fit_crops and isinstance(adapter, ClassifierAdapter) and not plan.static_shapes:
+            try:
+                adapter.make_static()
+            except Exception as exc:  # noqa: BLE001 - a model that will not reshape stays dynamic
+                log.warning("%s: keeps a dynamic input (%s)", meta.name, error_reason(exc))
+                adapter = build()
+        return adapter
+
+    adapter = None
+    if batch:
         try:
-            adapter.make_static()
-        except Exception as exc:  # noqa: BLE001 - a model that will not reshape stays dynamic
-            log.warning("%s: keeps a dynamic input (%s)", meta.name, error_reason(exc))
-            adapter = build()
+            adapter = build(batched=True)
+            if isinstance(adapter, ClassifierAdapter):
+                adapter.make_static(batch=True)
+        except Exception as exc:  # noqa: BLE001 - a graph that fixes its batch: one crop a request
+            log.warning("%s: one face per request (%s)", meta.name, error_reason(exc))
+            adapter = None
+    if adapter is None:
+        adapter = unbatched()
     if plan.static_shapes or static_shapes:
         try:
             adapter.make_static()
@@ -185,20 +204,29 @@ def compile_net(
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True, mode=0o700)
     t0 = time.perf_counter()
-    try:
-        compiled = core.compile_model(adapter.model, plan.device, config)
-    except Exception as exc:  # noqa: BLE001
-        error = compile_error(core, adapter.model, plan, meta, files, exc)
-        if flip:
-            error = DeviceError(
-                f"{error}; or set flip = false in [classifier] (flip averaging "
-                "adds Slice, Concat and ReduceMean layers)"
-            )
-        raise error from exc
+    compiled = None
+    if adapter.batched:
+        try:
+            compiled = core.compile_model(adapter.model, plan.device, config)
+        except Exception as exc:  # noqa: BLE001 - the errors below are the unbatched graph's
+            log.warning("%s: one face per request (%s)", meta.name, error_reason(exc))
+            adapter = unbatched()
+    if compiled is None:
+        try:
+            compiled = core.compile_model(adapter.model, plan.device, config)
+        except Exception as exc:  # noqa: BLE001
+            error = compile_error(core, adapter.model, plan, meta, files, exc)
+            if flip:
+                error = DeviceError(
+                    f"{error}; or set flip = false in [classifier] (flip averaging "
+                    "adds Slice, Concat and ReduceMean layers)"
+                )
+            raise error from exc
     info = {name: plain_value(property_value(compiled, name)) for name in REPORTED_PROPERTIES}
     info["compile_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     if isinstance(adapter, ClassifierAdapter):
         info["flip"] = adapter.flip
+        info["batched"] = adapter.batched
         info["crop"] = {"square": adapter.crop_square, "enlarge": adapter.crop_enlarge}
     if cache:
         info["LOADED_FROM_CACHE"] = plain_value(property_value(compiled, "LOADED_FROM_CACHE"))

@@ -4,7 +4,8 @@ Threads: the caller's thread submits frames (``submit`` blocks while every detec
 busy, which is the back-pressure that makes the capture slots drop old frames); OpenVINO's
 threads run the callbacks, which only copy the outputs and put them on one queue; one
 coordinator thread ("inference-coordinator") does the Python work: NMS, crops, classifier
-submission (one request per classifier member per face, each member its own queue), combining
+submission (per classifier member, each its own queue: one request with every face of the frame
+when the member's input is batched (engine.compile_net batch=True), else one per face), combining
 a face's member scores when all are back (ClassifierSet.combine), collecting the faces of each
 frame and releasing FrameResults per camera in submission order.
 
@@ -101,7 +102,7 @@ class AsyncPipeline:
         self._done.put(("det", frame_id, self._det_adapter.fetch(request)))
         self._det_latency.observe(request.latency / 1000.0)
 
-    def _cls_done(self, request, key) -> None:  # key: (frame id, face index, member index)
+    def _cls_done(self, request, key) -> None:  # key: (frame id, face index or None, member)
         self._done.put(("cls", key, self._cls_adapters[key[2]].fetch(request)))
         self._cls_latency.observe(request.latency / 1000.0)
 
@@ -213,25 +214,36 @@ class AsyncPipeline:
         if not pending.faces:
             self._finish(frame_id, pending)
             return
-        for idx, (_s, _b, crops) in enumerate(pending.faces):
-            for k, (queue_k, adapter, crop) in enumerate(
-                zip(self._cls_queues, self._cls_adapters, crops, strict=True)
-            ):
-                queue_k.start_async({0: adapter.prepare(crop)}, (frame_id, idx, k))
+        for k, (queue_k, adapter) in enumerate(zip(self._cls_queues, self._cls_adapters, strict=True)):
+            if adapter.batched:  # every face of the frame in one request (rows in face order)
+                batch = adapter.prepare_batch([crops[k] for _s, _b, crops in pending.faces])
+                queue_k.start_async({0: batch}, (frame_id, None, k))
+                continue
+            for idx, (_s, _b, crops) in enumerate(pending.faces):
+                queue_k.start_async({0: adapter.prepare(crops[k])}, (frame_id, idx, k))
 
     def _on_classification(self, key, outputs: tuple[np.ndarray, ...]) -> None:
         frame_id, idx, k = key
         pending = self._pending.get(frame_id)
         if pending is None:  # a member's late result for a frame already failed and finished
             return
+        if idx is None:  # a batched request: one row per face
+            rows = range(len(pending.faces))
+            done = [self._member_part(pending, i, k, tuple(o[i : i + 1] for o in outputs)) for i in rows]
+        else:
+            done = [self._member_part(pending, idx, k, outputs)]
+        if any(done) and len(pending.scores) == len(pending.faces):
+            self._finish(frame_id, pending)
+
+    def _member_part(self, pending: _Pending, idx: int, k: int, outputs) -> bool:
+        """Store member k's outputs for face idx; combine when every member's are in."""
         parts = pending.parts.setdefault(idx, {})
         parts[k] = outputs
         if len(parts) < len(self._cls_queues):
-            return
+            return False
         del pending.parts[idx]
         pending.scores[idx] = self._cls.combine([parts[i] for i in range(len(parts))])
-        if len(pending.scores) == len(pending.faces):
-            self._finish(frame_id, pending)
+        return True
 
     def _finish(self, frame_id: int, pending: _Pending) -> None:
         del self._pending[frame_id]

@@ -162,8 +162,9 @@ def _bgr_to_gray(node):
     return ops.reduce_sum(ops.multiply(node, weights), axis, True).output(0)
 
 
-def make_static(model, size: tuple[int, int]):
-    """Fix the u8 frame input to [1, height, width, 3] (NPU compiles static shapes only)."""
+def make_static(model, size: tuple[int, int], batch: bool = False):
+    """Fix the u8 frame input to [1, height, width, 3] (NPU compiles static shapes only);
+    ``batch``: [N, height, width, 3], any N (a frame's faces in one request)."""
     width, height = size
-    model.reshape(PartialShape([1, height, width, 3]))
+    model.reshape(PartialShape([-1 if batch else 1, height, width, 3]))
     return model

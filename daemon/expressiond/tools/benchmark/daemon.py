@@ -35,11 +35,13 @@ STOP_TIMEOUT_S = 30.0
 
 @dataclass
 class DaemonSpec:
-    """One ``expressiond run`` process: its cameras and the CPUs it is pinned to (None = all)."""
+    """One ``expressiond run`` process: its cameras and the CPUs it is pinned to (None = all);
+    ``own_session``: started in a session of its own (setsid), as systemd starts the unit."""
 
     name: str
     cameras: tuple[CameraConfig, ...]
     cpus: tuple[int, ...] | None = None
+    own_session: bool = False
 
 
 @dataclass
@@ -189,6 +191,7 @@ class _Child:
                 stderr=err,
                 env=env,
                 preexec_fn=preexec,
+                start_new_session=self.spec.own_session,
             )
 
     def poll(self) -> None:

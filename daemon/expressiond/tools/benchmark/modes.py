@@ -192,11 +192,11 @@ def end_to_end(
     workdir: Path,
     label: str = "",
     kind: str = "e2e",
+    own_session: bool = False,
 ) -> dict:
-    """The real ``expressiond run`` with one camera playing the clip at source_fps (0: every
-    frame as fast as it goes, the capacity)."""
+    """``expressiond run``, one camera: the clip at source_fps (0: every frame); own_session: setsid"""
     load = load_avg()
-    spec = DaemonSpec("e2e", (clip_camera("bench", clip, source_fps),))
+    spec = DaemonSpec("e2e", (clip_camera("bench", clip, source_fps),), own_session=own_session)
     r = run_group(cfg, [spec], seconds, workdir)[0]
     hint = cfg.inference.performance_hint
     source = "every frame" if source_fps <= 0 else f"{source_fps:g} fps source"
