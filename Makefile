@@ -137,7 +137,7 @@ lint: venv
 test: setup venv310 lint
 	@mkdir -p benchmarks/out
 	@EXPRESSIOND_FAULTS_JSON=$(CURDIR)/benchmarks/out/faults.json $(VENV)/bin/pytest -q -m "not slow" tests
-	@echo ">> slow: the 30 s broker outage with a SIGKILL/restart of the publisher; two bridged boxes, the central broker down 20 s"
+	@echo ">> slow: the 30 s broker outage with a SIGKILL/restart of the publisher; two bridged boxes, the central broker down 20 s; 24 stops on one core"
 	@$(VENV)/bin/pytest -q -m slow tests/integration
 	@$(MAKE) --no-print-directory test-py310
 

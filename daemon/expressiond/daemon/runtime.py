@@ -30,6 +30,7 @@ from expressiond.sources.capture import CameraCapture
 from expressiond.tracking import ExpressionTracker, TrackIds
 
 log = logging.getLogger(__name__)
+RELEASE_GRACE_S = 0.3  # see release()
 
 # This many frames in a row that fail to start inference mean the device (or the pipeline) is
 # gone for good: the runtime gives up and the service exits 1, so that systemd restarts it.
@@ -124,6 +125,12 @@ class Runtime:
         once, after stop(), when the process is done with inference. Left to the garbage
         collector they may be destroyed on an OpenVINO worker thread or during interpreter
         shutdown, which aborts the process (exit 134) after an otherwise clean stop."""
+        # OpenVINO marks a request done (wait_all returns) a moment before its worker thread lets
+        # go of it; a last reference dropped here in that moment leaves the worker to destroy
+        # the executor it runs on: std::system_error "Resource deadlock avoided", abort (exit
+        # 134). Pinned to one core that was 6 of 70 stops; with this pause 0 of 30 (and the
+        # stop test in the slow tier).
+        time.sleep(RELEASE_GRACE_S)
         self._pipeline = self._detector = self._classifier = None  # type: ignore[assignment]
         engine.release_core()
         gc.collect()

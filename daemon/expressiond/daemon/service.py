@@ -189,6 +189,7 @@ class Service:
             return False
         old, self.runtime = self.runtime, rt
         old.stop()
+        old.release()  # here, not in whichever thread the garbage collector happens to run
         before = self.cfg.cameras
         self.cfg = new
         self._publish_idle([c for c in new.cameras if c.name not in {b.name for b in before}])
