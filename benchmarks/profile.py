@@ -312,6 +312,8 @@ def rss():
 out = {'python': rss()}
 import numpy, cv2
 out['+ numpy, cv2'] = rss()
+from expressiond.inference import telemetry
+telemetry.decline()  # as the daemon does before openvino loads
 import openvino
 out['+ openvino'] = rss()
 from expressiond.config import Config, InferenceConfig
