@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import paho.mqtt  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from broker import Broker, make_event, mosquitto_available  # noqa: E402
+from mqtt_throughput import Counter  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 EXPRESSIOND = Path(sys.executable).with_name("expressiond")
@@ -90,40 +90,8 @@ def publisher(host: str, port: int, box: str, count: int) -> int:
     return 0
 
 
-class Consumer:
-    def __init__(self, broker: Broker):
-        self.n, self.last = 0, 0.0
-        self._cond = threading.Condition()
-        ready = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sizing-consumer-{time.time()}")
-        self.c.on_connect = lambda c, *a: c.subscribe("expressiond/+/+/event", qos=1)
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_message = self._on_message
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        if not ready.wait(10):
-            raise RuntimeError("the consumer could not subscribe")
-
-    def _on_message(self, *_a) -> None:
-        with self._cond:
-            self.n += 1
-            self.last = time.perf_counter()
-            self._cond.notify_all()
-
-    def wait(self, n: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.n < n and time.monotonic() < deadline:
-                self._cond.wait(0.5)
-            return self.n >= n
-
-    def stop(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
 def fan_in_round(broker: Broker, boxes: int, count: int) -> dict:
-    consumer = Consumer(broker)
+    consumer = Counter(broker.host, broker.port, "expressiond/+/+/event", "sizing-consumer")
     procs = []
     try:
         for b in range(boxes):

@@ -40,21 +40,24 @@ from expressiond.sinks.mqtt import Publisher  # noqa: E402
 
 
 class Counter:
-    """Counts deliveries on the event topic (QoS 1 subscription)."""
+    """Counts deliveries on an event topic (QoS 1 subscription): the count and the time of the
+    last one, nothing kept (also fleet_sizing.py's central consumer)."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(
+        self, host: str, port: int, topic: str = "expressiond/bench/+/event", name: str = "bench-counter"
+    ):
         self.n = 0
         self.last = 0.0
         self._cond = threading.Condition()
         self._ready = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-counter-{time.time()}")
-        self.c.on_connect = lambda c, *a: c.subscribe("expressiond/bench/+/event", qos=1)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.time()}")
+        self.c.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.c.on_subscribe = lambda *a: self._ready.set()
         self.c.on_message = self._on_message
         self.c.connect(host, port)
         self.c.loop_start()
         if not self._ready.wait(10):
-            raise RuntimeError("benchmark subscriber could not subscribe")
+            raise RuntimeError(f"{name}: could not subscribe to {topic}")
 
     def _on_message(self, *_a) -> None:
         with self._cond:
