@@ -56,6 +56,7 @@ from expressiond.sources.decode import DecodeOptions, FpsCap, choose_backend  # 
 from expressiond.sources.decode.ffmpeg import FfmpegDecoder  # noqa: E402
 from expressiond.sources.decode.pyav import AvDecoder  # noqa: E402
 from expressiond.sources.frames import normalise_image  # noqa: E402
+from expressiond.tools.benchmark.run import machine_description  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 WIDTH, HEIGHT, FPS, GOP, KBPS = 1920, 1080, 30, 30, 4000
@@ -237,19 +238,6 @@ def live_share(clip: Path, name: str, cameras: int, seconds: float, cores: int) 
     }
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def ffmpeg_version() -> str:
     try:
         out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30).stdout
@@ -353,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     res = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_description(),
         "cores_used": cores,
         "python": platform.python_version(),
         "opencv": cv2.__version__,

@@ -57,6 +57,7 @@ from expressiond.inference.analyzer import AnalyzerSettings, FaceAnalyzer  # noq
 from expressiond.inference.factory import compile_models, resolve_num_requests  # noqa: E402
 from expressiond.inference.ovcompat import VERSION as OV_VERSION  # noqa: E402
 from expressiond.inference.pipeline import AsyncPipeline, DetectorParams  # noqa: E402
+from expressiond.tools.benchmark.run import machine_description  # noqa: E402
 from expressiond.tracking import iou  # noqa: E402
 
 log = logging.getLogger("vs_faceapi")
@@ -446,19 +447,6 @@ def _agree(a: dict) -> str:
     return f"{a['same_top1']}/{a['js_faces']}" if a else "-"
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -563,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_start": load_start,
         "load_avg_end": load_avg(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_description(),
         "versions": {
             "expressiond": __version__,
             "openvino": OV_VERSION,
