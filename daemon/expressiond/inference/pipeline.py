@@ -32,6 +32,7 @@ from expressiond.inference.engine import CompiledNet
 from expressiond.inference.ovcompat import AsyncInferQueue
 
 log = logging.getLogger(__name__)
+ROOM_POLL_S = 0.5  # submit() re-checks for an inference failure this often while it waits
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,13 @@ class AsyncPipeline:
         self.params = params
         self._on_result = on_result
         self.num_requests = max(1, int(num_requests))
+        cls_requests = max(1, classifier_requests or self.num_requests)
+        # Frames between submit() and on_result: every detector request busy plus a frame per
+        # classifier request. More would wait in memory (a whole image each) for a slower
+        # classifier: without this bound a 1-request classifier grew the daemon ~40 MiB/s.
+        self.max_in_flight = self.num_requests + cls_requests
         self._det_queue = AsyncInferQueue(detector.compiled, self.num_requests)
-        self._cls_queues = tuple(
-            AsyncInferQueue(net.compiled, max(1, classifier_requests or self.num_requests))
-            for net in classifier.nets
-        )
+        self._cls_queues = tuple(AsyncInferQueue(net.compiled, cls_requests) for net in classifier.nets)
         self._det_queue.set_callback(self._det_done)
         for q in self._cls_queues:
             q.set_callback(self._cls_done)
@@ -108,9 +111,10 @@ class AsyncPipeline:
 
     # --- producer side --------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:
-        """Start detection on a frame. Blocks while all detector requests are busy."""
-        if self._failure is not None:
-            raise RuntimeError(f"inference failed: {self._failure}") from self._failure
+        """Start detection on a frame. Blocks while max_in_flight frames are in the pipeline
+        (the caller's latest-frame slot then drops stale frames) and while all detector
+        requests are busy."""
+        self._wait_for_room()
         with self._lock:
             frame_id = self._next_id
             self._next_id += 1
@@ -131,6 +135,13 @@ class AsyncPipeline:
                 self._idle.notify_all()
             self._done.put(("skip", frame.camera, seq))
             raise
+
+    def _wait_for_room(self) -> None:
+        with self._idle:
+            while self._failure is None and self._in_flight >= self.max_in_flight:
+                self._idle.wait(ROOM_POLL_S)  # woken by _finish; the poll sees a failure
+        if self._failure is not None:
+            raise RuntimeError(f"inference failed: {self._failure}") from self._failure
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted frame has been handed to on_result."""
