@@ -177,19 +177,21 @@ def faceapi_md(r: dict, f: dict, label: str = "the six sample photos") -> str:
         if k.endswith(" async") and v.get("vs_faceapi_wasm")
     )
     defaults = (by_row.get("FP32 async-defaults") or {}).get("vs_faceapi_wasm")
+    w = f.get("workload") or golden_workload(f.get("n_inputs"))
+    own = "expression net on the whole photo" if w.get("whole_photo") else ""
     ratios = same + (
-        f" with face-api's own two networks; {defaults:.1f}x with the daemon's defaults "
+        f" with face-api's own {own or 'two networks'}; {defaults:.1f}x with the daemon's defaults "
         "(retail-0005 detector, mirror averaging)"
         if defaults
         else ""
     )
-    w = f.get("workload") or golden_workload(f.get("n_inputs"))
     photos = w.get("photos") or []
     if photos:
         sizes = sorted({f"{p['width']}x{p['height']}" for p in photos})
         faces = [p["faces"] for p in photos if p.get("faces") is not None]
         what = (
-            f"{len(photos)} photos ({', '.join(sizes)} px) with {sum(faces)} faces "
+            (f"{w['task']}; " if own else "")
+            + f"{len(photos)} photos ({', '.join(sizes)} px) with {sum(faces)} faces "
             f"({min(faces)}-{max(faces)} per photo); face-api: {w.get('faceapi')}; "
             f"expressiond: {w.get('expressiond')}, async pipeline"
         )

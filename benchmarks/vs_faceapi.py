@@ -17,8 +17,12 @@ agreement: faces matched by IoU >= 0.5 with the JS boxes, share of JS faces that
 finds with the same top-1 expression. Progress goes to stderr. The machine may be noisy: the
 load average is recorded at every step.
 
+With --whole-photo (close-ups, where the SSD finds no face): each photo is one face,
+classified whole by the expression net on both sides (benchmarks/faceapi_whole.py); the
+daemon-defaults row still detects.
+
     .venv/bin/python benchmarks/vs_faceapi.py [--repeat 5] [--with-cpu] [--clip FILE
-        --clip-frames 20] [--json OUT]
+        --clip-frames 20] [--photos DIR [--photos-limit N] [--whole-photo]] [--json OUT]
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ try:
     import expressiond  # noqa: F401
 except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
+
+from faceapi_whole import TASK as WHOLE_TASK  # noqa: E402
+from faceapi_whole import bench_async_whole, bench_sync_whole  # noqa: E402
 
 from expressiond import __version__, paths  # noqa: E402
 from expressiond.config import ClassifierConfig, Config, DetectorConfig, InferenceConfig  # noqa: E402
@@ -174,7 +181,14 @@ def ensure_node_deps(js_dir: Path, timeout: float) -> Path:
 
 
 def run_node(
-    js_dir: Path, pixels: Path, model_dir: Path, backend: str, repeat: int, timeout: float, out: Path
+    js_dir: Path,
+    pixels: Path,
+    model_dir: Path,
+    backend: str,
+    repeat: int,
+    timeout: float,
+    out: Path,
+    mode: str = "detect",
 ) -> dict:
     cmd = [
         "node",
@@ -189,6 +203,8 @@ def run_node(
         str(repeat),
         "--out",
         str(out),
+        "--mode",
+        mode,
     ]
     proc = subprocess.Popen(cmd, cwd=js_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tail: list[str] = []
@@ -391,21 +407,27 @@ def js_row(doc: dict) -> dict:
     }
 
 
-def workload(inputs: list[tuple[str, np.ndarray]], js_runs: dict) -> dict:
+def workload(inputs: list[tuple[str, np.ndarray]], js_runs: dict, whole_photo: bool = False) -> dict:
     """What one "photo" is: size and faces (as face-api wasm found them) of every input, and
     how each side ran (what a speed ratio is quoted with)."""
     wasm = js_runs.get("wasm") or next(iter(js_runs.values()), {})
     faces = {i["name"]: len(i["faces"]) for i in wasm.get("images", [])}
     info = wasm.get("backend_info") or {}
     return {
+        "task": WHOLE_TASK
+        if whole_photo
+        else "detectAllFaces(SSD MobileNetV1, minConfidence 0.5).withFaceExpressions() vs the "
+        "same two networks' IR",
         "photos": [
             {"name": n, "width": int(img.shape[1]), "height": int(img.shape[0]), "faces": faces.get(n)}
             for n, img in inputs
         ],
         "faceapi": f"tfjs {wasm.get('backend', '?')} backend in node, {info.get('threads', '?')} "
         f"thread(s), SIMD {({True: 'on', False: 'off'}).get(info.get('simd'), '?')}, float32",
-        "expressiond": f"OpenVINO CPU plugin, {os.cpu_count()} cores, face-api's own SSD "
-        "and expression net (no flip averaging) unless the row says defaults",
+        "expressiond": f"OpenVINO CPU plugin, {os.cpu_count()} cores, face-api's own "
+        + ("expression net on the whole photo (no detector" if whole_photo else "SSD and expression net (no")
+        + " flip averaging) unless the row says defaults",
+        "whole_photo": whole_photo,
     }
 
 
@@ -430,6 +452,7 @@ def print_table(report: dict, out=sys.stdout) -> None:
             f"{_x(rat.get('vs_faceapi_wasm')):>8} {_x(rat.get('vs_faceapi_cpu')):>7} "
             f"{_agree(agr):>11} {r['load_avg'][0]:>5.2f}\n"
         )
+    w(f"Workload: {report['workload']['task']}\n")
     w(
         f"{report['n_inputs']} inputs; sync = median of {report['repeat']} after a warm-up, per "
         f"image, averaged; async = amortised; top-1 agree = same top-1 / JS faces (IoU >= "
@@ -466,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", type=Path, help="also use the first --clip-frames frames of a clip")
     ap.add_argument("--clip-frames", type=int, default=20)
     ap.add_argument("--photos", type=Path, help="these photos (*.jpg) instead of the six sample photos")
+    ap.add_argument(
+        "--whole-photo",
+        action="store_true",
+        help="each photo is one face: the expression net on the whole photo, no detector "
+        "(close-ups; the daemon-defaults row still detects)",
+    )
     ap.add_argument(
         "--photos-limit", type=int, default=0, help="N of --photos, evenly spaced by name (default all)"
     )
@@ -516,7 +545,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             la = load_avg()
             doc = run_node(
-                JS_DIR, pixels, model_dir_js, backend, repeat, timeout, Path(tmp) / f"{backend}.json"
+                JS_DIR,
+                pixels,
+                model_dir_js,
+                backend,
+                repeat,
+                timeout,
+                Path(tmp) / f"{backend}.json",
+                "whole" if args.whole_photo else "detect",
             )
             js_runs[backend] = {**js_row(doc), "load_avg": la, "repeat": repeat}
     for precision in available_precisions(models_dir):
@@ -525,7 +561,12 @@ def main(argv: list[str] | None = None) -> int:
             la = load_avg()
             log.info("expressiond %s %s (load average %s)", precision, kind, la)
             if kind == "sync":
-                row = bench_sync(models_dir, precision, inputs, args.repeat)
+                sync = bench_sync_whole if args.whole_photo else bench_sync
+                row = sync(models_dir, precision, inputs, args.repeat)
+            elif kind == "async" and args.whole_photo:
+                row = bench_async_whole(
+                    models_dir, precision, inputs, args.repeat, args.async_seconds, timeout=120
+                )
             else:
                 row = bench_async(
                     models_dir,
@@ -544,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": {"vs_faceapi_js": fp32_async.get("vs_faceapi_wasm"), "by_row": ratios},
         "n_inputs": len(inputs),
         "inputs": [n for n, _ in inputs],
-        "workload": workload(inputs, js_runs),
+        "workload": workload(inputs, js_runs, args.whole_photo),
+        "whole_photo": args.whole_photo,
         "repeat": args.repeat,
         "faceapi": js_runs,
         "expressiond": rows,

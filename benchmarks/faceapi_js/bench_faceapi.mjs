@@ -3,6 +3,7 @@
 // dumps the pixels and runs this). See README.md.
 //
 // usage: node bench_faceapi.mjs --pixels DIR --models DIR --backend cpu|wasm --repeat N --out FILE
+//          [--mode detect|whole]
 //   DIR (pixels): manifest.json + raw RGB files (H*W*3 bytes, row-major, uint8), as written by
 //   vs_faceapi.py / tests/golden/dump_pixels.py. DIR (models): face-api's model/ folder.
 //
@@ -10,6 +11,9 @@
 // each size pays it), then per image N timed runs of
 //   detectAllFaces(img, SsdMobilenetv1Options({minConfidence: 0.5})).withFaceExpressions()
 // on a tensor made once from the pixels (no image decoding is timed, as on the Python side).
+// --mode whole (close-ups, where the SSD finds no face): each photo is one pre-cropped face and
+// the timed call is faceapi.nets.faceExpressionNet.predictExpressions(tensor), face-api's way to
+// classify a face image; the face's box is the whole photo and it has no detector score.
 // Writes per image all times, their median, and per face the box and the top-1 expression.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,10 +27,10 @@ const wasm = require('@tensorflow/tfjs-backend-wasm');
 const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
 
 const MIN_CONFIDENCE = 0.5;
-const ARGS = ['pixels', 'models', 'backend', 'repeat', 'out'];
+const ARGS = ['pixels', 'models', 'backend', 'repeat', 'out', 'mode'];
 
 function parseArgs(argv) {
-  const args = { backend: 'wasm', repeat: '5' };
+  const args = { backend: 'wasm', repeat: '5', mode: 'detect' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     if (!ARGS.includes(key) || argv[i + 1] === undefined) {
@@ -36,6 +40,7 @@ function parseArgs(argv) {
   }
   for (const k of ['pixels', 'models', 'out']) if (!args[k]) throw new Error(`--${k} is required`);
   if (!['cpu', 'wasm'].includes(args.backend)) throw new Error('--backend must be cpu or wasm');
+  if (!['detect', 'whole'].includes(args.mode)) throw new Error('--mode must be detect or whole');
   args.repeat = Number.parseInt(args.repeat, 10);
   if (!(args.repeat >= 1)) throw new Error('--repeat must be an integer >= 1');
   return args;
@@ -78,9 +83,18 @@ function topExpression(expressions) {
 
 const warmedShapes = new Set();
 
-async function benchImage(pixelsDir, entry, options, repeat) {
+// detect: [{detection, expressions}] per face; whole: the photo is one face, no detector
+async function wholePhoto(img) {
+  const expressions = await faceapi.nets.faceExpressionNet.predictExpressions(img);
+  const [height, width] = img.shape;
+  return [{ detection: { box: { x: 0, y: 0, width, height }, score: null }, expressions }];
+}
+
+async function benchImage(pixelsDir, entry, options, repeat, mode) {
   const img = loadImage(pixelsDir, entry);
-  const run = () => faceapi.detectAllFaces(img, options).withFaceExpressions();
+  const run = mode === 'whole'
+    ? () => wholePhoto(img)
+    : () => faceapi.detectAllFaces(img, options).withFaceExpressions();
   const shape = img.shape.join('x');
   if (!warmedShapes.has(shape)) {
     await run(); // warm-up: first use of this input shape
@@ -115,7 +129,7 @@ async function main() {
   const tensorsBefore = tf.memory().numTensors;
   const images = [];
   for (const [i, entry] of manifest.images.entries()) {
-    const rec = await benchImage(args.pixels, entry, options, args.repeat);
+    const rec = await benchImage(args.pixels, entry, options, args.repeat, args.mode);
     process.stderr.write(`bench_faceapi: ${args.backend} [${i + 1}/${manifest.images.length}] `
       + `${rec.name}: ${rec.median_ms.toFixed(1)} ms median of ${args.repeat}, `
       + `${rec.faces.length} face(s)\n`);
@@ -129,7 +143,9 @@ async function main() {
     repeat: args.repeat,
     model_load_ms: loadMs,
     leaked_tensors: tf.memory().numTensors - tensorsBefore,
-    settings: { min_confidence: MIN_CONFIDENCE, max_results: options.maxResults },
+    settings: args.mode === 'whole'
+      ? { mode: 'whole', call: 'faceExpressionNet.predictExpressions(whole photo)' }
+      : { mode: 'detect', min_confidence: MIN_CONFIDENCE, max_results: options.maxResults },
     versions: { node: process.version, face_api: faceapi.version, tfjs: tf.version.tfjs,
       face_api_bundle: 'dist/face-api.node-wasm.js' },
     images,
