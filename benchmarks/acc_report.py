@@ -291,7 +291,9 @@ def readme_table(result: dict) -> str:
             f"{'yes' if d['every_class_0.40'] else 'no'} (worst {d['worst_class'][0]} "
             f"{_pct(d['worst_class'][1])} %). FP16 {_below(d['fp16_points_cv'])} FP32 "
             f"cross-validated, {d['fp16_flips']} photo(s) flip in-sample (1 photo = "
-            f"{100 / result['photos']:.1f} points).",
+            f"{100 / result['photos']:.1f} points). The daemon runs FP16 unless told otherwise "
+            f"(`[inference] precision`): the default as shipped scores {_pct(d['fp16_cv'])} % "
+            "cross-validated here.",
         ]
     lines += [
         "",

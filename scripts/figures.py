@@ -93,6 +93,9 @@ def run_json(cmd: list[str], out: Path, timeout: float = 600) -> dict:
     return json.loads(out.read_text())
 
 
+DEFAULT_PRECISION = "FP16"  # [inference] precision's default (config/model.py; a test compares)
+
+
 def inference_precision(precision: str) -> str:
     """What the CPU plugin runs an IR of this precision in (`expressiond devices`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as cfg:
@@ -110,7 +113,9 @@ def classify_block(models: Path) -> str:
     out = run([EXPRESSIOND, "classify", str(image)])
     return (
         f"```console\n$ .venv/bin/expressiond classify {image}\n{out.rstrip()}\n```\n\n"
-        f"{stamp()}; the daemon's defaults (CPU FP32, detector omz/face-detection-retail-0005, "
+        f"{stamp()}; the daemon's defaults (CPU {DEFAULT_PRECISION}, run in "
+        f"{inference_precision(DEFAULT_PRECISION)} on this CPU, "
+        "detector omz/face-detection-retail-0005, "
         "classifier face-api/expression on the square crop with its mirror image + human/emotion on "
         "the square crop, calibrated mean)."
     )
@@ -305,8 +310,9 @@ def accuracy_block(models: Path) -> str:
         members = " + ".join(f"{m['median_ms']:.2f}" for m in r["classifiers"])
         total = r["median_ms"]["classify"]
         ms = f"{members} = {total:.2f}" if len(r["classifiers"]) > 1 else f"{total:.2f}"
+        shown = f"**{p}** (default)" if (p, mode) == (DEFAULT_PRECISION, "default") else p
         rows.append(
-            f"| {p} | {ACCURACY_MODES[mode]} | {r['n']} | {r['accuracy']:.3f} | "
+            f"| {shown} | {ACCURACY_MODES[mode]} | {r['n']} | {r['accuracy']:.3f} | "
             f"{r['detection_recall']:.2f} | "
             + " | ".join(f"{rec[k]:.2f}" for k in r["labels"])
             + f" | {ms} |"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from needs import missing
 
+from expressiond.config import InferenceConfig
 from expressiond.inference.ovcompat import LEGACY
 
 # DESIGN.md, "expressiond benchmark --json OUT writes at least ..." (now --out FILE; --json: stdout)
@@ -93,7 +94,7 @@ def test_benchmark_smoke_every_mode_once(tmp_path, models_dir):
 
     assert set(result) >= DESIGN_KEYS, set(result)
     assert set(result["ratios"]) >= DESIGN_RATIOS
-    assert result["device"] == "CPU" and result["precision"] == "FP32"
+    assert result["device"] == "CPU" and result["precision"] == InferenceConfig().precision
     assert set(result["latency_ms"]) == {"p50", "p99"}
     for p in ("p50", "p99"):
         _positive(result["latency_ms"][p], f"latency_ms.{p}")

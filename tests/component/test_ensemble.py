@@ -17,7 +17,7 @@ import pytest
 from needs import need
 from shared_data import HOW_TO_FIX, OMZ
 
-from expressiond.config import Config
+from expressiond.config import Config, InferenceConfig
 from expressiond.config.model import ClassifierConfig, EnsembleMember
 from expressiond.events import Frame
 from expressiond.inference.analyzer import FaceAnalyzer, product_settings
@@ -58,7 +58,7 @@ def test_daemon_scores_equal_the_research_harness(models_dir, dev, research):
     per-label mean, softmax(log max(p, 1e-4) + the shipped offsets)) to 1e-5."""
     av, st = research
     picked = [i for lab in EXPRESSION_LABELS for i in [k for k, (_im, y) in enumerate(dev) if y == lab][:2]]
-    cfg = Config(models_dir=str(models_dir))
+    cfg = Config(models_dir=str(models_dir), inference=InferenceConfig(precision="FP32"))  # the harness's
     det, classifiers = compile_models(cfg)
     results = []
     pipe = make_pipeline(cfg, det, classifiers, 2, results.append)

@@ -114,7 +114,7 @@ def test_defaults_match_the_interface_contract(monkeypatch):
     assert cfg.device_id == "box-example"
     assert cfg.models_dir is None
     assert cfg.inference == InferenceConfig(
-        device="CPU", precision="FP32", num_requests="auto", performance_hint="THROUGHPUT", cache_dir=None
+        device="CPU", precision="FP16", num_requests="auto", performance_hint="THROUGHPUT", cache_dir=None
     )
     assert cfg.detector == DetectorConfig(
         model="omz/face-detection-retail-0005",
@@ -199,7 +199,7 @@ def test_shipped_config_loads_with_the_documented_defaults():
     assert cfg.source == str(SHIPPED)
     assert cfg.cameras == (CameraConfig(name="demo", source="samples", fps=10.0, loop=True),)
     assert cfg.cameras[0].source_kind == "samples"
-    assert (cfg.inference.device, cfg.inference.precision) == ("CPU", "FP32")
+    assert (cfg.inference.device, cfg.inference.precision) == ("CPU", "FP16")
     assert cfg.mqtt == MqttConfig(host="127.0.0.1", port=1883)
     # every key written in the file holds its default, as the file says
     defaults = parse_config('[mqtt]\n[[cameras]]\nname = "demo"\nsource = "samples"\nloop = true')
@@ -367,33 +367,33 @@ def test_parsing_never_looks_at_model_files(tmp_path):
 
 def test_check_model_files_accepts_built_builtins(tmp_path):
     for name in paths.BUILTIN_MODELS:
-        _build_ir(tmp_path, name, "FP32")
+        _build_ir(tmp_path, name, "FP16")
     check_model_files(_with_models_dir(tmp_path))
 
 
 def test_check_model_files_names_the_missing_file_and_the_fix(tmp_path):
-    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP32")
-    _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "FP32", files=("model.xml", "model.json"))
+    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP16")
+    _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "FP16", files=("model.xml", "model.json"))
     with pytest.raises(ModelError) as info:
         check_model_files(_with_models_dir(tmp_path))
     message = str(info.value)
-    folder = tmp_path / "face-api" / "expression" / "FP32"
-    assert message.startswith("m.toml: classifier.ensemble[0].model: face-api/expression FP32 is not built")
+    folder = tmp_path / "face-api" / "expression" / "FP16"
+    assert message.startswith("m.toml: classifier.ensemble[0].model: face-api/expression FP16 is not built")
     assert f"model.bin missing in {folder}" in message
     assert f"expressiond models build --dir {tmp_path}" in message
     assert "\n" not in message
 
 
 def test_check_model_files_uses_the_precision_of_each_model(tmp_path):
-    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP16")
-    _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "FP32")
-    _build_ir(tmp_path, paths.HUMAN_EMOTION, "FP32")
-    check_model_files(_with_models_dir(tmp_path, '[detector]\nprecision = "FP16"\n'))
-    with pytest.raises(ModelError, match=r"^m\.toml:3: detector\.model: .* FP32 is not built"):
+    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP32")
+    _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "FP16")
+    _build_ir(tmp_path, paths.HUMAN_EMOTION, "FP16")
+    check_model_files(_with_models_dir(tmp_path, '[detector]\nprecision = "FP32"\n'))
+    with pytest.raises(ModelError, match=r"^m\.toml:3: detector\.model: .* FP16 is not built"):
         check_model_files(_with_models_dir(tmp_path, '[detector]\nmodel = "face-api/ssd_mobilenetv1"\n'))
-    with pytest.raises(ModelError, match=r"classifier\.ensemble\[0\]\.model: face-api/expression FP16"):
+    with pytest.raises(ModelError, match=r"classifier\.ensemble\[0\]\.model: face-api/expression FP32"):
         check_model_files(
-            _with_models_dir(tmp_path, '[inference]\nprecision = "FP16"\n[detector]\nprecision = "FP16"\n')
+            _with_models_dir(tmp_path, '[inference]\nprecision = "FP32"\n[detector]\nprecision = "FP32"\n')
         )
 
 
@@ -403,8 +403,8 @@ def test_int8_precision_is_accepted_globally_and_per_model(tmp_path):
     assert cfg.model_precision(cfg.detector) == "FP16"
     assert cfg.model_precision(cfg.classifier) == "INT8"
     cfg = parse_config('[classifier]\nprecision = "INT8"\n' + MINIMAL)
-    assert (cfg.model_precision(cfg.detector), cfg.model_precision(cfg.classifier)) == ("FP32", "INT8")
-    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP32")
+    assert (cfg.model_precision(cfg.detector), cfg.model_precision(cfg.classifier)) == ("FP16", "INT8")
+    _build_ir(tmp_path, paths.BUILTIN_DETECTOR, "FP16")
     _build_ir(tmp_path, paths.BUILTIN_CLASSIFIER, "INT8")
     _build_ir(tmp_path, paths.HUMAN_EMOTION, "FP16")  # it has no INT8 IR: INT8 runs its FP16 IR
     assert paths.builtin_model_dir(tmp_path, paths.HUMAN_EMOTION, "INT8").name == "FP16"
@@ -425,7 +425,7 @@ def test_check_model_files_default_models_dir_comes_from_paths(tmp_path, monkeyp
     with pytest.raises(ModelError, match=re.escape(str(tmp_path / "face-api"))):
         check_model_files(cfg)
     for name in paths.BUILTIN_MODELS:
-        _build_ir(tmp_path, name, "FP32")
+        _build_ir(tmp_path, name, "FP16")
     check_model_files(cfg)
 
 
@@ -439,7 +439,7 @@ def test_check_model_files_configured_models_dir_must_exist(tmp_path):
 
 def test_check_model_files_custom_ir_needs_bin_and_json_beside_it(tmp_path):
     for name in paths.BUILTIN_MODELS:
-        _build_ir(tmp_path, name, "FP32")
+        _build_ir(tmp_path, name, "FP16")
     xml = tmp_path / "custom" / "faces.xml"
     extra = f'[detector]\nmodel = "{xml}"\n'
     with pytest.raises(ConfigError, match=r"^m\.toml:3: detector\.model: model file .* not found"):

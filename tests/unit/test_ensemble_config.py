@@ -29,9 +29,9 @@ def _ir(folder: Path, labels: list[str], stem: str = "model") -> Path:
 @pytest.fixture
 def models(tmp_path) -> Path:
     d = tmp_path / "models"
-    _ir(d / paths.DEFAULT_DETECTOR / "FP32", ["face"])
+    _ir(d / paths.DEFAULT_DETECTOR / "FP16", ["face"])
     for name in paths.CLASSIFIER_MODELS:
-        _ir(d / name / "FP32", SEVEN)
+        _ir(d / name / "FP16", SEVEN)
     return d
 
 
@@ -77,10 +77,10 @@ def test_members_that_share_no_label_are_refused(models, tmp_path):
 
 
 def test_unreadable_member_metadata_names_the_file(models):
-    (models / paths.HUMAN_EMOTION / "FP32" / "model.json").write_text("{labels: oops")
+    (models / paths.HUMAN_EMOTION / "FP16" / "model.json").write_text("{labels: oops")
     message = _error(models, "", ModelError)
     assert message.startswith("m.toml:2: classifier.ensemble[1].model: ")  # [classifier]'s line
-    assert "human/emotion/FP32/model.json: unreadable model metadata" in message
+    assert "human/emotion/FP16/model.json: unreadable model metadata" in message
 
 
 def test_calibration_files_are_checked(models, tmp_path):

@@ -97,3 +97,9 @@ def test_fleet_block_is_what_its_results_file_renders():
     r = json.loads((REPO / "benchmarks" / "fleet_sizing.json").read_text())
     rate, capacity = r["events_per_camera"]["events_per_s"], r["broker_events_per_s"]
     assert r["cameras_at_half_capacity"] == int(capacity * 0.5 / rate)  # the arithmetic shown
+
+
+def test_the_figures_name_the_configs_default_precision():
+    from expressiond.config import InferenceConfig
+
+    assert InferenceConfig().precision == figures.DEFAULT_PRECISION

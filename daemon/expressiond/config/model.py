@@ -88,7 +88,7 @@ def _model_key(names: tuple[str, ...], default: Any, required: str = "") -> Any:
 @dataclass(frozen=True, kw_only=True)
 class InferenceConfig:
     device: str = device("CPU")
-    precision: str = choice("FP32", paths.PRECISIONS)  # FP32 | FP16 | INT8 (builtin models)
+    precision: str = choice("FP16", paths.PRECISIONS)  # FP16 | FP32 | INT8 (builtin models)
     num_requests: int | str = custom(
         "auto", f'an integer from 1 to {MAX_REQUESTS} or "auto"', reader="num_requests"
     )  # "auto" = OPTIMAL_NUMBER_OF_INFER_REQUESTS
