@@ -126,7 +126,7 @@ def test_frames_in_flight_stay_bounded_when_the_consumer_is_slower_than_the_dete
     (the daemon's RSS grew ~40 MiB/s with a 1-request classifier)."""
     results, lock = [], threading.Lock()
     pipe = make_pipeline(nets, results, lock)
-    assert pipe.max_in_flight == 2 + 2  # 2 detector requests + 2 classifier requests
+    assert pipe.max_in_flight == 2 * (2 + 2)  # two per detector and classifier request
     slow = pipe._on_result
 
     def slow_consumer(result):
@@ -141,5 +141,5 @@ def test_frames_in_flight_stay_bounded_when_the_consumer_is_slower_than_the_dete
         peak = max(peak, pipe.in_flight)
         assert time.monotonic() < deadline
     assert pipe.close(60)
-    assert 2 <= peak <= 2 + 2, peak
+    assert 2 <= peak <= 2 * (2 + 2), peak
     assert [r.index for r in results] == list(range(30)) and pipe.errors == 0
