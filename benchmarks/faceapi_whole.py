@@ -47,27 +47,34 @@ def whole_face(img: np.ndarray, scores: dict[str, float]) -> dict:
     return {"box": box, "score": None, "expression": top, "probability": float(scores[top])}
 
 
-def bench_sync_whole(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
-    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, precision=precision))
+def sync_report(inputs, run, faces_of, repeat: int, inference_precision) -> dict:
+    """A sync row of either workload: per photo one warm-up call of ``run`` and ``repeat`` timed
+    ones; ``faces_of(img, result)`` turns the last result into the report's face dicts."""
     images = []
     for name, img in inputs:
-        scores = analyzer.classify(img)  # warm-up
+        result = run(img)  # warm-up
         ms = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            scores = analyzer.classify(img)
+            result = run(img)
             ms.append((time.perf_counter() - t0) * 1000)
         images.append(
-            {"name": name, "ms": ms, "median_ms": statistics.median(ms), "faces": [whole_face(img, scores)]}
+            {"name": name, "ms": ms, "median_ms": statistics.median(ms), "faces": faces_of(img, result)}
         )
     per_photo = statistics.fmean(i["median_ms"] for i in images)
     return {
         "mode": "sync",
         "ms_per_photo": per_photo,
         "photos_per_s": 1000 / per_photo,
-        "inference_precision": analyzer.classifier.info.get("INFERENCE_PRECISION_HINT"),
+        "inference_precision": inference_precision,
         "images": images,
     }
+
+
+def bench_sync_whole(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
+    analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, precision=precision))
+    precision_used = analyzer.classifier.info.get("INFERENCE_PRECISION_HINT")
+    return sync_report(inputs, analyzer.classify, lambda img, s: [whole_face(img, s)], repeat, precision_used)
 
 
 def bench_async_whole(

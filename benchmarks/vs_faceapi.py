@@ -55,7 +55,7 @@ except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "daemon"))
 
 from faceapi_whole import TASK as WHOLE_TASK  # noqa: E402
-from faceapi_whole import bench_async_whole, bench_sync_whole  # noqa: E402
+from faceapi_whole import bench_async_whole, bench_sync_whole, sync_report  # noqa: E402
 
 from expressiond import __version__, paths  # noqa: E402
 from expressiond.config import ClassifierConfig, Config, DetectorConfig, InferenceConfig  # noqa: E402
@@ -251,25 +251,10 @@ def face_dicts(faces) -> list[dict]:
 
 def bench_sync(models_dir: Path, precision: str, inputs, repeat: int) -> dict:
     analyzer = FaceAnalyzer(AnalyzerSettings(models_dir, precision=precision))
-    images = []
-    for name, img in inputs:
-        faces = analyzer.analyze(img)  # warm-up
-        ms = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            faces = analyzer.analyze(img)
-            ms.append((time.perf_counter() - t0) * 1000)
-        images.append(
-            {"name": name, "ms": ms, "median_ms": statistics.median(ms), "faces": face_dicts(faces)}
-        )
-    per_photo = statistics.fmean(i["median_ms"] for i in images)
-    return {
-        "mode": "sync",
-        "ms_per_photo": per_photo,
-        "photos_per_s": 1000 / per_photo,
-        "inference_precision": analyzer.detector.info.get("INFERENCE_PRECISION_HINT"),
-        "images": images,
-    }
+    precision_used = analyzer.detector.info.get("INFERENCE_PRECISION_HINT")
+    return sync_report(
+        inputs, analyzer.analyze, lambda _img, faces: face_dicts(faces), repeat, precision_used
+    )
 
 
 def bench_async(
