@@ -105,15 +105,20 @@ def test_a_stop_that_hangs_ends_with_stacks_and_exit_1(watched, fault_row):
     stacks = log[log.index("is stuck") :]
     assert stacks.count("(most recent call first)") >= 3, stacks[-3000:]  # every thread
     assert re.search(r'File "[^"]*faults\.py", line \d+ in before_stop', stacks), stacks[-3000:]
-    t = settle_and_tally(d, col, stop=False)
+    # An event the tracker made in the last moment before the exit is in the spool, not yet
+    # sent (seen: 3 of 87 in one run): a start without the fault sends it first.
+    first_run = len(d.produced())
+    d.env.pop("EXPRESSIOND_FAULTS", None)
+    d.start().wait_ready()  # same config, same spool
+    t = settle_and_tally(d, col)
 
     fault_row.update(
         key="stop-hangs",
         fault="shutdown stuck",
         how='EXPRESSIOND_FAULTS="stop-hang": stopping the frame path blocks for ever after SIGTERM',
         result=f"exit 1 {exit_s:.1f} s after SIGTERM (guard {STOP_GUARD_S:g} s, below "
-        "TimeoutStopSec=20), every thread's stack in the log",
+        "TimeoutStopSec=20), every thread's stack in the log; spooled events sent by the next start",
         **t.row(),
-        details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1)},
+        details={"exit_code": rc, "seconds_to_exit": round(exit_s, 1), "events_first_run": first_run},
     )
     assert t.lost == 0 and t.in_order, t
